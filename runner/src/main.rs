@@ -1,1 +1,3 @@
+mod suggest;
+
 fn main() {}
