@@ -51,7 +51,10 @@ mod tests {
 
     #[test]
     fn a_fragment_finds_the_names_containing_it() {
-        assert_eq!(closest("join", NAMES)[..2], ["join_concurrently", "try_join_first_error"]);
+        assert_eq!(
+            closest("join", NAMES)[..2],
+            ["join_concurrently", "try_join_first_error"]
+        );
     }
 
     #[test]
