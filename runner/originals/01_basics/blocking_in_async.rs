@@ -1,0 +1,2 @@
+// TODO: blocking inside async stalls everything
+fn main() {}

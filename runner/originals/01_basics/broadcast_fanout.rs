@@ -1,0 +1,2 @@
+// TODO: broadcast: fan-out, lagging receivers
+fn main() {}

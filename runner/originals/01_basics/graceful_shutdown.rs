@@ -1,0 +1,2 @@
+// TODO: cancellation and graceful shutdown
+fn main() {}

@@ -1,0 +1,2 @@
+// TODO: a Future by hand: poll, Pin, Context, Waker
+fn main() {}

@@ -1,0 +1,2 @@
+// TODO: a Stream by hand
+fn main() {}

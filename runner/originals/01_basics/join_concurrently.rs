@@ -1,0 +1,135 @@
+//! # Concurrency with `join!` and `join_all`
+//!
+//! A handler that awaits three independent calls one after the other waits for the *sum*
+//! of their latencies; awaiting them together waits for the *longest*. That difference is
+//! most of why services are written async at all.
+//! (Python: `asyncio.gather(a(), b(), c())`.)
+//!
+//! `tokio::join!` polls a fixed set of futures concurrently and returns all their outputs
+//! as a tuple. `futures::future::join_all` does the same for any number of futures of one
+//! type and keeps the input order. Neither spawns a task: one task polls several futures
+//! in turn, so there is concurrency without parallelism and no `'static` bound.
+//!
+//! ## Your job
+//! `load_dashboard` and `fetch_prices` await one call after the other. Make both
+//! concurrent without changing what they return.
+//!
+//! ## Read
+//! - <https://docs.rs/tokio/latest/tokio/macro.join.html>
+//! - <https://docs.rs/futures/latest/futures/future/fn.join_all.html>
+
+use std::time::Duration;
+
+use tokio::time::sleep;
+
+/// A pretend network call that answers after `latency_ms`.
+async fn fetch(what: &str, latency_ms: u64) -> String {
+    sleep(Duration::from_millis(latency_ms)).await;
+    format!("{what}: ok")
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct Dashboard {
+    pub user: String,
+    pub orders: String,
+    pub recommendations: String,
+}
+
+/// Loads the three parts of a dashboard. They do not depend on each other.
+pub async fn load_dashboard() -> Dashboard {
+    // These three calls do not depend on each other, yet each waits for the one before.
+    let user = fetch("user", 300).await;
+    let orders = fetch("orders", 200).await;
+    let recommendations = fetch("recommendations", 100).await;
+    Dashboard {
+        user,
+        orders,
+        recommendations,
+    }
+}
+
+/// Fetches the price of every `(item, latency_ms)`; the answers come back in input order.
+pub async fn fetch_prices(items: &[(&str, u64)]) -> Vec<String> {
+    let mut prices = Vec::with_capacity(items.len());
+    for &(item, latency) in items {
+        prices.push(fetch(item, latency).await);
+    }
+    prices
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    println!("{:?}", load_dashboard().await);
+    println!("{:?}", fetch_prices(&[("apple", 30), ("pear", 10)]).await);
+}
+
+#[cfg(test)]
+mod tests {
+    // What these checks reject:
+    // - awaiting one call after another: virtual time is the sum, not the longest;
+    // - answers in completion order (FuturesUnordered, a channel): the slow-first input
+    //   comes back reversed;
+    // - mixing up the dashboard's fields: the values are compared.
+    use super::*;
+    use proptest::prelude::*;
+    use tokio::time::Instant;
+
+    #[tokio::test(start_paused = true)]
+    async fn dashboard_waits_for_the_longest_call_not_the_sum() {
+        let start = Instant::now();
+        let dashboard = load_dashboard().await;
+        assert_eq!(
+            start.elapsed(),
+            Duration::from_millis(300),
+            "three calls of 300, 200 and 100 ms run together should take 300 ms"
+        );
+        assert_eq!(
+            dashboard,
+            Dashboard {
+                user: "user: ok".into(),
+                orders: "orders: ok".into(),
+                recommendations: "recommendations: ok".into(),
+            }
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn prices_keep_input_order_even_when_the_first_is_slowest() {
+        let start = Instant::now();
+        let prices = fetch_prices(&[("apple", 300), ("pear", 200), ("plum", 100)]).await;
+        assert_eq!(start.elapsed(), Duration::from_millis(300));
+        assert_eq!(prices, ["apple: ok", "pear: ok", "plum: ok"]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn no_items_no_wait() {
+        let start = Instant::now();
+        assert!(fetch_prices(&[]).await.is_empty());
+        assert_eq!(start.elapsed(), Duration::ZERO);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, failure_persistence: None, ..ProptestConfig::default() })]
+
+        /// For any latencies: elapsed virtual time is the longest one, answers in input order.
+        #[test]
+        fn prices_take_the_longest_latency(latencies in prop::collection::vec(0u64..5_000, 0..16)) {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .start_paused(true)
+                .build()
+                .expect("a current-thread runtime");
+            let names: Vec<String> = (0..latencies.len()).map(|i| format!("item{i}")).collect();
+            let items: Vec<(&str, u64)> = names.iter().map(String::as_str).zip(latencies.iter().copied()).collect();
+            let (elapsed, prices) = runtime.block_on(async {
+                let start = Instant::now();
+                let prices = fetch_prices(&items).await;
+                (start.elapsed(), prices)
+            });
+            let longest = latencies.iter().copied().max().unwrap_or(0);
+            prop_assert_eq!(elapsed, Duration::from_millis(longest));
+            let expected: Vec<String> = names.iter().map(|n| format!("{n}: ok")).collect();
+            prop_assert_eq!(prices, expected);
+        }
+    }
+}

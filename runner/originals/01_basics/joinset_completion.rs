@@ -1,0 +1,2 @@
+// TODO: JoinSet: completion order, abort on failure
+fn main() {}

@@ -1,0 +1,2 @@
+// TODO: async fn and .await: futures are lazy
+fn main() {}

@@ -1,0 +1,2 @@
+// TODO: bounded mpsc: backpressure
+fn main() {}

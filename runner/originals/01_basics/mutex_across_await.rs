@@ -1,0 +1,2 @@
+// TODO: std vs tokio Mutex; a guard held across .await; RwLock
+fn main() {}

@@ -1,0 +1,2 @@
+// TODO: Notify and watch: start signal, ready flag
+fn main() {}

@@ -1,0 +1,2 @@
+// TODO: oneshot: request/response to an actor
+fn main() {}

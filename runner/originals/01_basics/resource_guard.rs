@@ -1,0 +1,2 @@
+// TODO: a guard that always releases, plus async close
+fn main() {}

@@ -1,0 +1,2 @@
+// TODO: select!: first wins, losers dropped; biased
+fn main() {}

@@ -1,0 +1,2 @@
+// TODO: Semaphore: a concurrency limit
+fn main() {}

@@ -1,0 +1,2 @@
+// TODO: tokio::spawn, JoinHandle, 'static + Send, Arc
+fn main() {}

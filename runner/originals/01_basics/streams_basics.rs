@@ -1,0 +1,2 @@
+// TODO: streams: unfold, iter, StreamExt, buffer_unordered
+fn main() {}

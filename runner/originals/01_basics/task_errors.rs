@@ -1,0 +1,2 @@
+// TODO: panics become JoinError; collect every result
+fn main() {}

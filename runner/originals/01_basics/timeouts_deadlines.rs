@@ -1,0 +1,2 @@
+// TODO: timeout, timeout_at, one deadline over many steps
+fn main() {}

@@ -1,0 +1,2 @@
+// TODO: try_join!: the first error wins
+fn main() {}
