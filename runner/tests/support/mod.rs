@@ -75,7 +75,12 @@ impl CourseCopy {
     }
 
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_runner"));
+        self.command_of(Path::new(env!("CARGO_BIN_EXE_runner")), args)
+    }
+
+    /// `args` for the runner binary at `runner`, in this copy.
+    pub fn command_of(&self, runner: &Path, args: &[&str]) -> Command {
+        let mut command = Command::new(runner);
         command
             .args(args)
             .current_dir(self.root())
