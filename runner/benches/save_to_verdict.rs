@@ -27,23 +27,40 @@ fn main() {
     let solution = course.read("solutions/01_basics/join_concurrently.rs");
     // A one-line edit that changes the code, so cargo must rebuild the exercise each time.
     let edit = |i: usize| {
-        let line = format!("    let prices = Vec::<String>::with_capacity({i});\n    let _ = prices;\n");
-        solution.replacen("async fn main() {\n", &format!("async fn main() {{\n{line}"), 1)
+        let line =
+            format!("    let prices = Vec::<String>::with_capacity({i});\n    let _ = prices;\n");
+        solution.replacen(
+            "async fn main() {\n",
+            &format!("async fn main() {{\n{line}"),
+            1,
+        )
     };
     course.write(FILE, &edit(0));
-    assert!(course.command_of(&runner, &["run"]).status().unwrap().success(), "warm-up run failed");
+    assert!(
+        course
+            .command_of(&runner, &["run"])
+            .status()
+            .unwrap()
+            .success(),
+        "warm-up run failed"
+    );
 
     let mut runner_runs = Vec::new();
     let mut cargo_runs = Vec::new();
     for i in 1..=RUNS {
         course.write(FILE, &edit(2 * i));
-        runner_runs.push(time(course.command_of(&runner, &["run", NAME]).stdout(Stdio::null()).stderr(Stdio::null())));
+        runner_runs.push(time(
+            course
+                .command_of(&runner, &["run", NAME])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+        ));
         course.write(FILE, &edit(2 * i + 1));
         let mut cargo = Command::new(env!("CARGO"));
         cargo
             .args(["test", "-p", "exercises", "--bin", NAME])
             .current_dir(course.root())
-            .env("CARGO_TARGET_DIR", support::workspace().join("target"))
+            .env("CARGO_TARGET_DIR", support::target_dir())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         cargo_runs.push(time(&mut cargo));
@@ -64,20 +81,38 @@ fn main() {
     pty.type_keys("q");
     let _ = pty.child.wait();
 
-    let (a, b, c) = (median(&mut runner_runs), median(&mut cargo_runs), median(&mut watch_runs));
+    let (a, b, c) = (
+        median(&mut runner_runs),
+        median(&mut cargo_runs),
+        median(&mut watch_runs),
+    );
     println!("save-to-verdict, {RUNS} runs each, medians (one-line edit of {NAME}):");
     println!("  (a) runner run {NAME:<28} {:>6.0} ms", ms(a));
-    println!("  (b) cargo test -p exercises --bin {NAME:<10} {:>6.0} ms", ms(b));
-    println!("  (c) watch: file write -> verdict on screen   {:>6.0} ms", ms(c));
+    println!(
+        "  (b) cargo test -p exercises --bin {NAME:<10} {:>6.0} ms",
+        ms(b)
+    );
+    println!(
+        "  (c) watch: file write -> verdict on screen   {:>6.0} ms",
+        ms(c)
+    );
     println!(
         "  (a)/(b) = {:.3}  (target <= 1.10: {})",
         ms(a) / ms(b),
-        if ms(a) <= 1.10 * ms(b) { "met" } else { "MISSED" }
+        if ms(a) <= 1.10 * ms(b) {
+            "met"
+        } else {
+            "MISSED"
+        }
     );
     println!(
         "  (c)-(b) = {:+.0} ms  (target <= +100 ms: {})",
         ms(c) - ms(b),
-        if ms(c) <= ms(b) + 100.0 { "met" } else { "MISSED" }
+        if ms(c) <= ms(b) + 100.0 {
+            "met"
+        } else {
+            "MISSED"
+        }
     );
 }
 

@@ -158,7 +158,7 @@ impl Course {
             .find(|(_, e)| e.name == name)
             .with_context(|| {
                 format!(
-                    "there is no exercise called `{name}`.{} `runner list` shows them all.",
+                    "there is no exercise called `{name}`.{} `cargo run -p runner -- list` shows them all.",
                     suggest::did_you_mean(name, self.names())
                 )
             })

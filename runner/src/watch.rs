@@ -86,7 +86,15 @@ pub fn run(root: &Path, course: &Course, state: &mut State, poll: bool) -> Resul
             }
             Ok(Event::Checked { generation, result }) if generation == app.generation => {
                 app.running = None;
-                app.show(result?)?;
+                match result {
+                    Ok(checked) => app.show(checked)?,
+                    // A missing or unreadable file: say so and keep watching for the next save.
+                    Err(error) => {
+                        term::clear_status();
+                        term::println(&format!("{} {error:#}", "error:".red().bold()));
+                        app.help();
+                    }
+                }
             }
             Ok(Event::Checked { .. }) => {}
             Err(RecvTimeoutError::Timeout) => {

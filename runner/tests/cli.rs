@@ -275,7 +275,7 @@ fn prebuild(course: &CourseCopy) -> String {
             "--message-format=json",
         ])
         .current_dir(course.root())
-        .env("CARGO_TARGET_DIR", support::workspace().join("target"))
+        .env("CARGO_TARGET_DIR", support::target_dir())
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -309,7 +309,7 @@ fn watch_turns_green_on_save_unlocks_the_next_and_restores_the_terminal() {
     pty.wait_for("n next · h hint", 0, minute);
 
     let saved = pty.mark();
-    course.write(JOIN, &course.read(JOIN_SOLUTION));
+    course.write_by_rename(JOIN, &course.read(JOIN_SOLUTION));
     pty.wait_for("join_concurrently passes every check", saved, minute);
     pty.wait_for("try_join_first_error unlocked", saved, minute);
 
@@ -343,4 +343,42 @@ fn terminal_is_cooked(pty: &Pty) -> bool {
     let mut termios: libc::termios = unsafe { std::mem::zeroed() };
     let rc = unsafe { libc::tcgetattr(pty.slave.as_raw_fd(), &mut termios) };
     rc == 0 && termios.c_lflag & libc::ICANON != 0 && termios.c_lflag & libc::ECHO != 0
+}
+
+#[test]
+fn watch_without_a_terminal_polls_and_moves_on_by_itself() {
+    let course = CourseCopy::new();
+    course.progress_up_to("join_concurrently");
+    let mut child = course
+        .command(&["watch", "--poll"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let wait_for = |needle: &str| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            if line.contains(needle) {
+                return;
+            }
+        }
+        panic!("`{needle}` never appeared");
+    };
+    wait_for("some checks fail");
+    course.write(JOIN, &course.read(JOIN_SOLUTION));
+    wait_for("join_concurrently passes every check");
+    // No keys to press: it goes straight on to the next exercise.
+    wait_for("▶ try_join_first_error");
+    child.kill().unwrap();
+    let _ = child.wait();
 }

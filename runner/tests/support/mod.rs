@@ -16,12 +16,18 @@ pub fn workspace() -> PathBuf {
         .to_path_buf()
 }
 
-/// A copy of the repository in a temporary folder, sharing the workspace's target dir so
+/// Where the copies build: apart from the workspace's own artifacts.
+pub fn target_dir() -> PathBuf {
+    workspace().join("target").join("course-copies")
+}
+
+/// A copy of the repository in a temporary folder. All copies share one target dir, so
 /// the dependencies are built once for every test.
 ///
 /// Cargo names a workspace member's artifacts after its path *relative to the workspace*,
 /// so every copy builds `exercises` into the same files: one copy at a time, or one test
-/// would run the checks another just built.
+/// would run the checks another just built. And never the workspace's own target dir: a
+/// copy's build, newer than the learner's file, would look fresh to the real workspace.
 pub struct CourseCopy {
     pub dir: tempfile::TempDir,
     _one_at_a_time: MutexGuard<'static, ()>,
@@ -54,6 +60,13 @@ impl CourseCopy {
         std::fs::write(self.file(relative), text).unwrap();
     }
 
+    /// Saves the way many editors do: write a temporary file beside it, rename it over.
+    pub fn write_by_rename(&self, relative: &str, text: &str) {
+        let temp = self.file(&format!("{relative}.swp"));
+        std::fs::write(&temp, text).unwrap();
+        std::fs::rename(temp, self.file(relative)).unwrap();
+    }
+
     pub fn read(&self, relative: &str) -> String {
         std::fs::read_to_string(self.file(relative)).unwrap()
     }
@@ -84,7 +97,7 @@ impl CourseCopy {
         command
             .args(args)
             .current_dir(self.root())
-            .env("CARGO_TARGET_DIR", workspace().join("target"))
+            .env("CARGO_TARGET_DIR", target_dir())
             .env("NO_COLOR", "1")
             .env_remove("CLICOLOR_FORCE")
             .stdin(Stdio::null());
