@@ -1,2 +1,201 @@
-// TODO: Notify and watch: start signal, ready flag
-fn main() {}
+//! # Events: a start signal with `watch` (and what `Notify` does and does not remember)
+//!
+//! Tasks often wait for something to *become true*: "the config is loaded", "the server is
+//! listening", "go!". The waiting must be free (no polling), must release every waiter, and
+//! must not miss a signal that came *before* a task started waiting — the classic lost
+//! wake-up, which turns into a task that hangs forever, only sometimes.
+//! (Python: `asyncio.Event` with `set()`, `is_set()` and `await event.wait()`.)
+//!
+//! `tokio::sync::Notify` wakes tasks but keeps almost no state: `notify_waiters()` wakes the
+//! tasks waiting *right now* and forgets it ever happened; `notify_one()` stores a single
+//! permit, so one late waiter gets through — but only one. Neither is a flag. A flag that
+//! many tasks wait on is what `tokio::sync::watch` is for: the channel keeps the current
+//! value, `Sender::send_replace` changes it and wakes every receiver, and
+//! `Receiver::wait_for(|value| ...)` returns at once when the value already matches, or
+//! sleeps until it does. (`Notify` is still the right tool for "wake a worker, there is new
+//! work": a permit that is stored is exactly what a worker that is busy right now needs.)
+//!
+//! ## Your job
+//! `Gate` is built on `Notify::notify_waiters`, and a task that calls `wait` after `open`
+//! waits forever. Rebuild `Gate` so that `open` is remembered: every waiter, early or late,
+//! goes through, and none of them polls.
+//!
+//! ## Read
+//! - <https://docs.rs/tokio/latest/tokio/sync/watch/index.html>
+//! - <https://docs.rs/tokio/latest/tokio/sync/watch/struct.Receiver.html#method.wait_for>
+//! - <https://docs.rs/tokio/latest/tokio/sync/struct.Notify.html>
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+
+/// A one-way gate, closed at first and open for good once `open` is called.
+// TODO: `notify_waiters` wakes the tasks waiting right now and forgets it ever happened,
+// so a task that calls `wait` after `open` waits forever, and `is_open` has nothing to
+// look at. Keep the gate's state in something that remembers it.
+pub struct Gate {
+    notify: Notify,
+}
+
+impl Gate {
+    pub fn new() -> Self {
+        Gate {
+            notify: Notify::new(),
+        }
+    }
+
+    /// Opens the gate and releases every task waiting on it, now and later.
+    pub fn open(&self) {
+        self.notify.notify_waiters();
+    }
+
+    pub fn is_open(&self) -> bool {
+        false
+    }
+
+    /// Waits until the gate is open; returns at once if it already is.
+    pub async fn wait(&self) {
+        self.notify.notified().await;
+    }
+}
+
+impl Default for Gate {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let start = Arc::new(Gate::new());
+    let runners: Vec<_> = (1..=3)
+        .map(|runner| {
+            let start = Arc::clone(&start);
+            tokio::spawn(async move {
+                println!("runner {runner} on the line");
+                start.wait().await;
+                println!("runner {runner} off!");
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    println!("ready... set... go!");
+    start.open();
+    for runner in runners {
+        runner.await.expect("a runner panicked");
+    }
+    // Opening is remembered: a latecomer goes straight through.
+    start.wait().await;
+    println!(
+        "the latecomer went straight through: is_open = {}",
+        start.is_open()
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    // What these checks reject:
+    // - `Notify::notify_waiters` with no stored state (the code as shipped): a task that
+    //   starts waiting after `open` is never released;
+    // - `Notify::notify_one`: its single stored permit releases one waiter, not all of them;
+    // - an `AtomicBool` checked in a loop with `sleep` in between (busy-waiting): the waiter
+    //   wakes up on its own timer while the gate is closed, and is not woken by `open`;
+    // - `is_open` that does not reflect `open`.
+    use super::*;
+    use tokio::time::{Instant, advance};
+    use tokio_test::task::spawn;
+    use tokio_test::{assert_pending, assert_ready};
+
+    #[tokio::test(start_paused = true)]
+    async fn a_waiter_that_comes_after_open_goes_straight_through() {
+        let gate = Gate::new();
+        gate.open();
+        let mut late = spawn(gate.wait());
+        assert_ready!(
+            late.poll(),
+            "the gate was opened before this task waited: it must not wait (a lost wake-up)"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_closed_gate_keeps_its_waiter_asleep() {
+        let gate = Gate::new();
+        let mut waiter = spawn(gate.wait());
+        assert_pending!(waiter.poll(), "the gate is closed: the waiter must wait");
+        advance(Duration::from_secs(60)).await;
+        assert!(
+            !waiter.is_woken(),
+            "the waiter woke up although nobody opened the gate: is it polling with a sleep?"
+        );
+        assert_pending!(waiter.poll());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn open_wakes_every_waiter() {
+        let gate = Gate::new();
+        let mut waiters: Vec<_> = (0..5).map(|_| spawn(gate.wait())).collect();
+        for waiter in &mut waiters {
+            assert_pending!(waiter.poll());
+        }
+        gate.open();
+        for (i, waiter) in waiters.iter_mut().enumerate() {
+            assert!(
+                waiter.is_woken(),
+                "waiter {i} was not woken by `open`: one signal must release every waiter"
+            );
+            assert_ready!(waiter.poll(), "waiter {i} is still waiting after `open`");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_gate_stays_open() {
+        let gate = Gate::new();
+        assert!(!gate.is_open(), "a new gate is closed");
+        gate.open();
+        assert!(gate.is_open(), "`is_open` should be true after `open`");
+        for _ in 0..3 {
+            assert_ready!(
+                spawn(gate.wait()).poll(),
+                "an open gate lets every waiter through"
+            );
+        }
+        gate.open(); // opening twice is harmless
+        assert!(gate.is_open());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn every_task_starts_the_moment_the_gate_opens() {
+        let gate = Arc::new(Gate::new());
+        let start = Instant::now();
+        let tasks: Vec<_> = (0..4)
+            .map(|_| {
+                let gate = Arc::clone(&gate);
+                tokio::spawn(async move {
+                    gate.wait().await;
+                    start.elapsed()
+                })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(105)).await;
+        gate.open();
+        let late = {
+            let gate = Arc::clone(&gate);
+            tokio::spawn(async move {
+                gate.wait().await;
+                start.elapsed()
+            })
+        };
+        for task in tasks.into_iter().chain([late]) {
+            let released_at = tokio::time::timeout(Duration::from_secs(10), task)
+                .await
+                .expect("a task was never released by `open`")
+                .expect("a task panicked");
+            assert_eq!(
+                released_at,
+                Duration::from_millis(105),
+                "every task should go the very moment the gate opens"
+            );
+        }
+    }
+}
