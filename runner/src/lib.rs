@@ -6,6 +6,8 @@ pub mod compare;
 pub mod hint;
 pub mod info;
 pub mod list;
+pub mod questions;
+pub mod quiz;
 pub mod reset;
 pub mod state;
 pub mod suggest;

@@ -6,8 +6,9 @@ use colored::Colorize;
 
 use runner::cargo::Cancel;
 use runner::info::{Course, Exercise};
+use runner::questions::{self, Bank, Level};
 use runner::state::State;
-use runner::{compare, find_root, hint, list, reset, term, verdict, verify, watch};
+use runner::{compare, find_root, hint, list, quiz, reset, term, verdict, verify, watch};
 
 /// asynclings: learn async Rust by fixing small programs. Without a command, starts watch mode.
 #[derive(Parser)]
@@ -56,6 +57,26 @@ enum Command {
         #[arg(long)]
         spoil: bool,
     },
+    /// List the interview questions by level, or show one with its answer
+    Questions {
+        #[arg(long, value_enum)]
+        level: Option<Level>,
+        #[command(subcommand)]
+        show: Option<QuestionsCommand>,
+    },
+    /// List the course's practical projects and what each practises
+    Tasks,
+    /// Quiz yourself on the interview questions; what you did not know comes back sooner
+    Quiz {
+        #[arg(long, value_enum)]
+        level: Option<Level>,
+    },
+}
+
+#[derive(Subcommand)]
+enum QuestionsCommand {
+    /// Show one question with its worked answer
+    Show { id: String },
 }
 
 fn main() -> ExitCode {
@@ -164,7 +185,36 @@ fn run(cli: Cli) -> Result<bool> {
             term::print(&compare::diff(&root, exercise)?);
             Ok(true)
         }
+        Command::Questions { level, show } => {
+            let bank = load_bank(&root, &course)?;
+            match show {
+                Some(QuestionsCommand::Show { id }) => {
+                    questions::print_question(bank.question(&id)?)
+                }
+                None => questions::print_list(&bank, level),
+            }
+            Ok(true)
+        }
+        Command::Tasks => {
+            questions::print_tasks(&load_bank(&root, &course)?);
+            Ok(true)
+        }
+        Command::Quiz { level } => {
+            let bank = load_bank(&root, &course)?;
+            let mut quiz_state = std::mem::take(&mut state.progress.quiz);
+            quiz::run(&bank, level, &mut quiz_state, &mut |answered| {
+                state.progress.quiz = answered.clone();
+                state.save()
+            })?;
+            Ok(true)
+        }
     }
+}
+
+/// The interview question bank, checked against the course's exercise names.
+fn load_bank(root: &std::path::Path, course: &Course) -> Result<Bank> {
+    let names: Vec<&str> = course.exercises.iter().map(|e| e.name.as_str()).collect();
+    Bank::load(root.join(questions::QUESTIONS_FILE), &names)
 }
 
 /// The named exercise (which must be unlocked), or the current one.

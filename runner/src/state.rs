@@ -32,7 +32,7 @@ pub struct Progress {
     pub hints: BTreeMap<String, usize>,
     /// The interview quiz's spaced repetition.
     #[serde(default)]
-    pub quiz: toml::Table,
+    pub quiz: crate::quiz::QuizState,
 }
 
 /// The progress file and what was wrong with it, if anything.
