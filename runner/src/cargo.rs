@@ -131,6 +131,16 @@ fn colour() -> bool {
     colored::control::SHOULD_COLORIZE.should_colorize()
 }
 
+/// JSON messages for the runner to read, with the compiler's own rendering (in colour when
+/// the learner's terminal has it) to show as cargo would.
+fn message_format() -> &'static str {
+    if colour() {
+        "json-diagnostic-rendered-ansi"
+    } else {
+        "json"
+    }
+}
+
 fn cargo_command(root: &Path) -> Command {
     // Under `cargo run`, $CARGO names the very cargo (and toolchain) the learner used.
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
@@ -337,11 +347,7 @@ fn build(
     cancel: &Cancel,
     on_status: &mut dyn FnMut(&str),
 ) -> Result<Build> {
-    let format = if colour() {
-        "json-diagnostic-rendered-ansi"
-    } else {
-        "json"
-    };
+    let format = message_format();
     let mut command = cargo_command(root);
     command.args([
         "test",
@@ -648,11 +654,7 @@ fn clippy(
     package: Package,
     cancel: &Cancel,
 ) -> Result<Option<String>> {
-    let format = if colour() {
-        "json-diagnostic-rendered-ansi"
-    } else {
-        "json"
-    };
+    let format = message_format();
     let mut command = cargo_command(root);
     command.args([
         "clippy",

@@ -320,29 +320,14 @@ fn watch_turns_green_on_save_unlocks_the_next_and_restores_the_terminal() {
     pty.type_keys("h");
     pty.wait_for("Hint 1/", pressed, minute);
     pty.type_keys("q");
-    let start = Instant::now();
-    while pty.child.try_wait().unwrap().is_none() {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "q did not quit:\n{}",
-            pty.screen()
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    assert!(pty.child.wait().unwrap().success());
     assert!(
-        terminal_is_cooked(&pty),
+        pty.wait_for_exit(Duration::from_secs(10)),
+        "q did not quit cleanly"
+    );
+    assert!(
+        pty.terminal_is_cooked(),
         "the terminal was left in raw mode"
     );
-}
-
-/// Line editing and echo are back on, as before the runner started.
-fn terminal_is_cooked(pty: &Pty) -> bool {
-    use std::os::fd::AsRawFd;
-    // SAFETY: termios is plain data; tcgetattr fills it from a valid, open fd.
-    let mut termios: libc::termios = unsafe { std::mem::zeroed() };
-    let rc = unsafe { libc::tcgetattr(pty.slave.as_raw_fd(), &mut termios) };
-    rc == 0 && termios.c_lflag & libc::ICANON != 0 && termios.c_lflag & libc::ECHO != 0
 }
 
 #[test]

@@ -3,7 +3,7 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use support::{CourseCopy, Pty, text};
 
@@ -118,16 +118,14 @@ fn quiz_in_a_terminal_remembers_what_you_did_not_know() {
     pty.type_keys("n");
     pty.wait_for("Question 2 of", pressed, wait);
     pty.type_keys("q");
-    let start = Instant::now();
-    while pty.child.try_wait().unwrap().is_none() {
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "q did not quit:\n{}",
-            pty.screen()
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    assert!(pty.child.wait().unwrap().success());
+    assert!(
+        pty.wait_for_exit(Duration::from_secs(10)),
+        "q did not quit cleanly"
+    );
+    assert!(
+        pty.terminal_is_cooked(),
+        "the terminal was left in raw mode"
+    );
     assert!(pty.screen().contains("You knew 0 of 1"), "{}", pty.screen());
 
     let progress = course.read(PROGRESS);

@@ -230,6 +230,29 @@ impl Pty {
     pub fn type_keys(&mut self, keys: &str) {
         self.master.write_all(keys.as_bytes()).unwrap();
     }
+
+    /// Waits for the program to end and says whether it succeeded.
+    pub fn wait_for_exit(&mut self, timeout: Duration) -> bool {
+        let start = Instant::now();
+        while self.child.try_wait().unwrap().is_none() {
+            assert!(
+                start.elapsed() < timeout,
+                "the program did not end:\n{}",
+                self.screen()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        self.child.wait().unwrap().success()
+    }
+
+    /// Line editing and echo are on, as before the program started.
+    pub fn terminal_is_cooked(&self) -> bool {
+        use std::os::fd::AsRawFd;
+        // SAFETY: termios is plain data; tcgetattr fills it from a valid, open fd.
+        let mut termios: libc::termios = unsafe { std::mem::zeroed() };
+        let rc = unsafe { libc::tcgetattr(self.slave.as_raw_fd(), &mut termios) };
+        rc == 0 && termios.c_lflag & libc::ICANON != 0 && termios.c_lflag & libc::ECHO != 0
+    }
 }
 
 fn strip(text: &str) -> String {
