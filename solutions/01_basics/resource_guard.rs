@@ -228,6 +228,7 @@ mod tests {
         tokio::time::advance(FLUSH).await;
         assert_ready!(closing.poll());
         assert_eq!(pool.stats(), stats(1, 1, 0));
+        assert_eq!(pool.in_use(), 0, "the connection was not given back");
     }
 
     #[tokio::test(start_paused = true)]
@@ -284,6 +285,11 @@ mod tests {
             pool.stats(),
             stats(1, 0, 1),
             "a cancelled (dropped) handler must give its connection back through Drop"
+        );
+        assert_eq!(
+            pool.in_use(),
+            0,
+            "the cancelled handler's connection is still out"
         );
     }
 

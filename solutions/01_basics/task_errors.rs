@@ -18,8 +18,9 @@
 //! Implement `run_all`: run each job in its own task, all at once, and return one entry per
 //! job, in the jobs' order: `Ok(value)`, `Err(TaskFailure::Failed(message))` for a job that
 //! returned an error, `Err(TaskFailure::Panicked(message))` for a job that panicked (its
-//! panic message, or `UNKNOWN_PANIC` when the payload is not a string). `panic_message` is
-//! there to help.
+//! panic message, or `UNKNOWN_PANIC` when the payload is not a string), and
+//! `Err(TaskFailure::Cancelled)` for a task cancelled before it finished (its runtime shut
+//! down). `panic_message` is there to help.
 //!
 //! ## Read
 //! - <https://docs.rs/tokio/latest/tokio/task/struct.JoinError.html>
@@ -43,7 +44,7 @@ pub enum TaskFailure {
     Failed(String),
     /// The job panicked with this message.
     Panicked(String),
-    /// The task was aborted before it finished. `run_all` never aborts one, but a
+    /// The task was cancelled before it finished: aborted, or its runtime shut down. A
     /// `JoinError` is either a panic or a cancellation.
     Cancelled,
 }
@@ -112,7 +113,8 @@ mod tests {
     // - losing the panic message: `err.to_string()` (that is "task 3 panicked with
     //   message ..."), or downcasting only to `&str` (a formatted `panic!` carries a String);
     // - no task per job (catch_unwind in the caller's task): no job task is alive meanwhile;
-    // - spawning and awaiting one job at a time: virtual time is the sum, not the longest.
+    // - spawning and awaiting one job at a time: virtual time is the sum, not the longest;
+    // - `into_panic()` on every `JoinError`: a cancelled job makes the caller panic.
     use super::*;
     use proptest::prelude::*;
     use tokio::time::Instant;
@@ -251,6 +253,41 @@ mod tests {
         let none: Vec<std::future::Ready<Result<u32, String>>> = Vec::new();
         assert!(run_all(none).await.is_empty());
         assert_eq!(start.elapsed(), Duration::ZERO);
+    }
+
+    /// A runtime that shuts down cancels the tasks still running: that `JoinError` is a
+    /// cancellation, not a panic (`into_panic` on it would panic in the caller).
+    #[test]
+    fn a_job_cancelled_by_a_shutdown_is_reported_as_cancelled() {
+        use futures::future::{BoxFuture, FutureExt};
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .build()
+            .expect("a runtime");
+        let (running, job_ran) = std::sync::mpsc::channel();
+        let finished = running.clone();
+        let jobs: Vec<BoxFuture<'static, Result<u32, String>>> = vec![
+            async move {
+                finished.send(()).expect("the test is waiting");
+                Ok(1)
+            }
+            .boxed(),
+            async move {
+                running.send(()).expect("the test is waiting");
+                std::future::pending().await
+            }
+            .boxed(),
+        ];
+        let handle = runtime.handle().clone();
+        let caller = std::thread::spawn(move || handle.block_on(run_all(jobs)));
+        for _ in 0..2 {
+            job_ran.recv().expect("both jobs should start");
+        }
+        runtime.shutdown_background();
+        let outcomes = caller
+            .join()
+            .expect("run_all panicked on a cancelled job: check `is_panic()` first");
+        assert_eq!(outcomes, [Ok(1), Err(TaskFailure::Cancelled)]);
     }
 
     fn outcome() -> impl Strategy<Value = Outcome> {

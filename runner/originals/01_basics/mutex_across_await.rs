@@ -364,6 +364,23 @@ mod tests {
         );
     }
 
+    /// The probe itself: without this, a probe that never counts would pass any solution.
+    #[test]
+    fn the_probe_sees_a_writer_that_shares_the_settings() {
+        let probe = Probe::default();
+        let first = probe.enter(Role::Reader);
+        let second = probe.enter(Role::Reader);
+        assert_eq!((probe.max_readers(), probe.overlaps()), (2, 0));
+        let writer = probe.enter(Role::Writer);
+        assert_eq!(probe.overlaps(), 1, "a writer beside readers");
+        drop((first, second));
+        let other_writer = probe.enter(Role::Writer);
+        assert_eq!(probe.overlaps(), 2, "two writers at once");
+        drop((writer, other_writer));
+        let _alone = probe.enter(Role::Writer);
+        assert_eq!(probe.overlaps(), 2, "a writer alone shares nothing");
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig { cases: 64, failure_persistence: None, ..ProptestConfig::default() })]
 
