@@ -70,6 +70,14 @@ pub fn solutions(root: &Path, course: &Course) -> Result<bool> {
             ));
         }
     }
+    let passing = reports
+        .iter()
+        .filter(|r| r.verdict == Verdict::Passed)
+        .count();
+    term::println(&format!(
+        "\n{passing} of {} reference solutions pass.",
+        reports.len()
+    ));
     Ok(all)
 }
 
