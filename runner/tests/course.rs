@@ -102,11 +102,28 @@ fn every_exercise_has_a_stub_a_solution_an_original_and_the_same_checks() {
                 exercise.name
             )),
         }
-        if !stub.starts_with("//! ") {
+        let header: String = stub
+            .lines()
+            .take_while(|line| line.starts_with("//!"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        if header.is_empty() {
             problems.push(format!(
                 "{}: the stub does not open with its `//!` explanation",
                 exercise.name
             ));
+        }
+        for (needed, what) in [
+            ("Python", "the asyncio equivalent (a `(Python: ...)` line)"),
+            ("## Your job", "a `## Your job` section"),
+            ("<https://", "links to the docs"),
+        ] {
+            if !header.is_empty() && !header.contains(needed) {
+                problems.push(format!("{}: the header lacks {what}", exercise.name));
+            }
+        }
+        if exercise.hints.iter().any(|hint| hint.contains("TODO")) {
+            problems.push(format!("{}: a hint is still a TODO", exercise.name));
         }
     }
     assert!(problems.is_empty(), "\n{}", problems.join("\n"));
