@@ -176,8 +176,9 @@ fn is_snake_case(name: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
 
-fn line_of(text: &str, byte: usize) -> usize {
-    text[..byte.min(text.len())].lines().count().max(1)
+/// The 1-based line of `text` on which byte offset `byte` stands (for a value's span).
+pub(crate) fn line_of(text: &str, byte: usize) -> usize {
+    text[..byte.min(text.len())].matches('\n').count() + 1
 }
 
 #[cfg(test)]

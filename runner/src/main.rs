@@ -213,7 +213,7 @@ fn run(cli: Cli) -> Result<bool> {
 
 /// The interview question bank, checked against the course's exercise names.
 fn load_bank(root: &std::path::Path, course: &Course) -> Result<Bank> {
-    let names: Vec<&str> = course.exercises.iter().map(|e| e.name.as_str()).collect();
+    let names: Vec<&str> = course.names().collect();
     Bank::load(root.join(questions::QUESTIONS_FILE), &names)
 }
 

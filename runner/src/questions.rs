@@ -164,8 +164,7 @@ struct Locator<'a> {
 
 impl Locator<'_> {
     fn line<T>(&self, value: &Spanned<T>) -> usize {
-        let start = value.span().start.min(self.text.len());
-        self.text[..start].matches('\n').count() + 1
+        crate::info::line_of(self.text, value.span().start)
     }
 
     fn error<T>(

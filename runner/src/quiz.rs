@@ -6,7 +6,7 @@
 //! times in a row only after many sessions.
 
 use std::collections::BTreeMap;
-use std::io::{self, IsTerminal as _, Write};
+use std::io::{self, Write};
 
 use anyhow::bail;
 use colored::Colorize as _;
@@ -145,13 +145,13 @@ pub fn run(
             None => bail!("there are no questions"),
         }
     }
-    if !(io::stdin().is_terminal() && io::stdout().is_terminal()) {
+    if !crate::term::is_interactive() {
         // A closed stdout (`runner quiz | head`) is not an error worth reporting.
         let _ = write_all(&mut io::stdout().lock(), &pool);
         return Ok(());
     }
     let _raw = crate::term::RawMode::enable()?;
-    let mut out = CrLf(io::stdout().lock());
+    let mut out = crate::term::CrLf(io::stdout().lock());
     session(&pool, state, save, &mut read_key, &mut out)
 }
 
@@ -257,25 +257,6 @@ fn write_score(out: &mut dyn Write, answers: &[(&Question, bool)]) -> io::Result
         "{}",
         "What you did not know comes back first next time.".dimmed()
     )
-}
-
-/// Raw mode does not turn "\n" into "\r\n": this writer does.
-struct CrLf<W: Write>(W);
-
-impl<W: Write> Write for CrLf<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        for (index, line) in buf.split(|b| *b == b'\n').enumerate() {
-            if index > 0 {
-                self.0.write_all(b"\r\n")?;
-            }
-            self.0.write_all(line)?;
-        }
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.0.flush()
-    }
 }
 
 /// The next key press (Ctrl-C arrives here as a key: raw mode turns off the signal).
@@ -530,7 +511,7 @@ mod tests {
 
     #[test]
     fn raw_output_ends_lines_with_crlf() {
-        let mut out = CrLf(Vec::new());
+        let mut out = crate::term::CrLf(Vec::new());
         write!(out, "a\nb\n\nc").unwrap();
         assert_eq!(out.0, b"a\r\nb\r\n\r\nc");
     }

@@ -52,13 +52,34 @@ pub fn is_interactive() -> bool {
 
 /// Prints `text` as is, with line endings fixed for raw mode.
 pub fn print(text: &str) {
-    let mut out = std::io::stdout().lock();
+    let out = std::io::stdout().lock();
     let _ = if RAW.load(Ordering::SeqCst) {
-        out.write_all(text.replace("\r\n", "\n").replace('\n', "\r\n").as_bytes())
+        let mut out = CrLf(out);
+        out.write_all(text.replace("\r\n", "\n").as_bytes())
+            .and_then(|()| out.flush())
     } else {
-        out.write_all(text.as_bytes())
+        let mut out = out;
+        out.write_all(text.as_bytes()).and_then(|()| out.flush())
     };
-    let _ = out.flush();
+}
+
+/// Raw mode does not turn "\n" into "\r\n": this writer does.
+pub struct CrLf<W: Write>(pub W);
+
+impl<W: Write> Write for CrLf<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        for (index, line) in buf.split(|b| *b == b'\n').enumerate() {
+            if index > 0 {
+                self.0.write_all(b"\r\n")?;
+            }
+            self.0.write_all(line)?;
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()
+    }
 }
 
 pub fn println(text: &str) {
