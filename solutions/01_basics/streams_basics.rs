@@ -140,7 +140,8 @@ pub async fn first_even_squares(api: Api, n: usize) -> Vec<u32> {
         .await
 }
 
-/// The details of all `ids`, with at most `limit` requests in flight; any order.
+/// The details of all `ids`, with `limit` requests in flight while any are waiting (never
+/// more); any order.
 pub async fn fetch_details(api: Api, ids: Vec<u32>, limit: usize) -> Vec<Detail> {
     stream::iter(ids)
         .map(|id| api.fetch_detail(id))

@@ -135,7 +135,8 @@ pub async fn first_even_squares(api: Api, n: usize) -> Vec<u32> {
     todo!()
 }
 
-/// The details of all `ids`, with at most `limit` requests in flight; any order.
+/// The details of all `ids`, with `limit` requests in flight while any are waiting (never
+/// more); any order.
 pub async fn fetch_details(api: Api, ids: Vec<u32>, limit: usize) -> Vec<Detail> {
     // TODO: a stream of `fetch_detail` futures, run at most `limit` at a time.
     todo!()
