@@ -3,9 +3,11 @@
 
 pub mod cargo;
 pub mod compare;
+pub mod dev;
 pub mod hint;
 pub mod info;
 pub mod list;
+pub mod messages;
 pub mod questions;
 pub mod quiz;
 pub mod reset;

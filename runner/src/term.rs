@@ -108,6 +108,16 @@ pub fn clear_screen() {
     }
 }
 
+/// The width to wrap prose at: the terminal's, at most 100 columns (80 when unknown).
+pub fn width() -> usize {
+    crossterm::terminal::size().map_or(80, |(w, _)| usize::from(w).clamp(40, 100))
+}
+
+/// Prose wrapped at word boundaries to the terminal's width.
+pub fn wrap(text: &str) -> String {
+    textwrap::fill(text, width() - 1)
+}
+
 /// `[#####---------------] 5/21`
 pub fn progress_bar(done: usize, total: usize) -> String {
     const WIDTH: usize = 30;

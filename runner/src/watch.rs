@@ -17,7 +17,7 @@ use crate::cargo::Cancel;
 use crate::info::Course;
 use crate::state::State;
 use crate::verdict::{self, Checked};
-use crate::{compare, hint, list, term};
+use crate::{compare, hint, list, messages, term};
 
 /// Editors save in bursts (write a temp file, rename it, set permissions): wait this long
 /// after the last event so one save gives one check.
@@ -61,7 +61,10 @@ pub fn run(root: &Path, course: &Course, state: &mut State, poll: bool) -> Resul
         Some((index, _)) => index,
         None => course.exercises.len() - 1,
     };
-    app.welcome()?;
+    app.welcome();
+    if !interactive {
+        term::println(messages::WATCH_WITHOUT_TERMINAL);
+    }
     app.start_check();
     let mut rerun_at: Option<Instant> = None;
     loop {
@@ -76,14 +79,19 @@ pub fn run(root: &Path, course: &Course, state: &mut State, poll: bool) -> Resul
                 }
             }
             Ok(Event::WatchFailed(why)) => term::println(&format!(
-                "{} watching the files failed: {why}\n  Restart with `cargo run -p runner -- watch --poll`.",
-                "!".yellow().bold()
+                "{} watching the files failed: {why}\n  Restart with `{}`.",
+                "!".yellow().bold(),
+                crate::runner!("watch --poll")
             )),
-            Ok(Event::Key(key)) => {
-                if app.key(key)? == Flow::Quit {
-                    break;
+            // A key's failure (a missing solution for `c`…) is shown; watch goes on.
+            Ok(Event::Key(key)) => match app.key(key) {
+                Ok(Flow::Quit) => break,
+                Ok(Flow::Continue) => {}
+                Err(error) => {
+                    term::println(&format!("{} {error:#}", "error:".red().bold()));
+                    app.help();
                 }
-            }
+            },
             Ok(Event::Checked { generation, result }) if generation == app.generation => {
                 app.running = None;
                 match result {
@@ -184,23 +192,25 @@ struct App<'a> {
 }
 
 impl App<'_> {
-    fn welcome(&mut self) -> Result<()> {
-        if self.state.progress.welcomed {
-            return Ok(());
+    fn welcome(&mut self) {
+        if self.state.progress().welcomed {
+            return;
         }
         term::clear_screen();
         term::println(&format!(
-            "{}\n\n\
-             Each exercise is a small async program with failing checks. Open the file shown\n\
-             below in your editor and make the checks pass: every time you save, the runner\n\
-             rebuilds it and runs its checks, and when they pass the next exercise unlocks.\n\
-             The checks run on tokio's paused clock, so they prove timing and concurrency\n\
-             without waiting. Stuck? Press h for a hint, as often as you need.\n",
-            "Welcome to asynclings, a course in async Rust.".bold()
+            "{}\n\n{}\n",
+            "Welcome to asynclings, a course in async Rust.".bold(),
+            term::wrap(messages::WELCOME)
         ));
-        self.state.progress.welcomed = true;
+        self.state.welcomed();
         self.keep_screen = true;
-        self.state.save()
+    }
+
+    /// Says once, in watch's terms, that progress cannot be saved.
+    fn warn_if_unsaved(&mut self) {
+        if let Some(warning) = self.state.take_save_warning() {
+            term::println(&format!("{} {}", "!".yellow().bold(), term::wrap(&warning)));
+        }
     }
 
     fn start_check(&mut self) {
@@ -242,11 +252,8 @@ impl App<'_> {
         term::print(&verdict::render(exercise, &checked));
         if checked.passed() {
             let first_time = !self.state.is_done(&exercise.name);
-            term::println(&verdict::record_pass(
-                self.course,
-                self.state,
-                self.current,
-            )?);
+            term::println(&verdict::record_pass(self.course, self.state, self.current));
+            self.warn_if_unsaved();
             if !self.interactive && first_time && self.state.current(self.course).is_some() {
                 // No keys to press: go straight on.
                 return self.next();
@@ -258,11 +265,7 @@ impl App<'_> {
 
     fn help(&self) {
         if self.interactive {
-            term::println(&format!(
-                "\n{}",
-                "n next · h hint · l list · c compare · r re-run · q quit   (saves not noticed? restart with --poll)"
-                    .dimmed()
-            ));
+            term::println(&format!("\n{}", messages::WATCH_KEYS.dimmed()));
         }
     }
 
@@ -271,6 +274,8 @@ impl App<'_> {
             key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c');
         let exercise = &self.course.exercises[self.current];
         let spoil_armed = std::mem::take(&mut self.spoil_armed);
+        // `runner skip` or a hand edit in another terminal counts from the next key on.
+        self.state.reload();
         match key.code {
             _ if ctrl_c => return Ok(Flow::Quit),
             KeyCode::Char('q') | KeyCode::Esc => return Ok(Flow::Quit),
@@ -278,9 +283,11 @@ impl App<'_> {
             KeyCode::Char('n') => self.next()?,
             KeyCode::Char('h') => {
                 term::println("");
-                term::print(&hint::next(self.state, exercise)?);
+                term::print(&hint::next(self.state, exercise));
+                self.warn_if_unsaved();
                 self.help();
             }
+            KeyCode::Char('s') => self.skip(),
             KeyCode::Char('l') => {
                 term::println("");
                 term::print(&list::render(self.course, self.state));
@@ -303,11 +310,32 @@ impl App<'_> {
         Ok(Flow::Continue)
     }
 
+    /// Moves past the exercise on screen without finishing it.
+    fn skip(&mut self) {
+        let exercise = &self.course.exercises[self.current];
+        if self.state.is_done(&exercise.name) {
+            term::println(&format!(
+                "\n{} is done: press n for the next one.",
+                exercise.name
+            ));
+            return;
+        }
+        self.state.skip(&exercise.name);
+        self.warn_if_unsaved();
+        match self.state.current(self.course) {
+            Some((index, _)) => {
+                self.current = index;
+                self.start_check();
+            }
+            None => term::println(&verdict::finished_course(self.course)),
+        }
+    }
+
     fn next(&mut self) -> Result<()> {
         let exercise = &self.course.exercises[self.current];
         if !self.state.is_done(&exercise.name) {
             term::println(&format!(
-                "\n{} Finish {} first (or `cargo run -p runner -- skip` to move on without it).",
+                "\n{} Finish {} first (or press s to move on without it).",
                 "!".yellow().bold(),
                 exercise.name
             ));

@@ -41,7 +41,7 @@ impl CourseCopy {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let dir = tempfile::tempdir().unwrap();
-        copy_tree(&workspace(), dir.path());
+        copy_as_shipped(&workspace(), dir.path());
         CourseCopy {
             dir,
             _one_at_a_time: guard,
@@ -107,6 +107,20 @@ impl CourseCopy {
     pub fn run(&self, args: &[&str]) -> Output {
         self.command(args).output().unwrap()
     }
+}
+
+/// Copies the course at `from` to `to` as shipped, whatever the learner did: `exercises/`
+/// holds the pristine stubs of `runner/originals/`, not the learner's solved or
+/// half-written files, and no progress file comes along.
+pub fn copy_as_shipped(from: &Path, to: &Path) {
+    copy_tree(from, to);
+    let exercises = to.join("exercises");
+    for entry in std::fs::read_dir(&exercises).unwrap().flatten() {
+        if entry.path().is_dir() {
+            std::fs::remove_dir_all(entry.path()).unwrap();
+        }
+    }
+    copy_tree(&from.join("runner").join("originals"), &exercises);
 }
 
 fn copy_tree(from: &Path, to: &Path) {
