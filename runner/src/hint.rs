@@ -3,11 +3,11 @@
 use colored::Colorize;
 
 use crate::info::Exercise;
-use crate::messages::RUNNER;
+use crate::messages::{Keys, after_last_hint};
 use crate::state::State;
 
 /// The next hint not yet seen (or the last one again), and remembers it was seen.
-pub fn next(state: &mut State, exercise: &Exercise) -> String {
+pub fn next(state: &mut State, exercise: &Exercise, keys: Keys) -> String {
     let total = exercise.hints.len();
     let shown = (state.hints_seen(&exercise.name) + 1).min(total);
     state.hint_seen(&exercise.name, shown);
@@ -15,16 +15,9 @@ pub fn next(state: &mut State, exercise: &Exercise) -> String {
     text.push_str(&if shown < total {
         format!("{}\n", "Still stuck? The next hint goes further.".dimmed())
     } else {
-        format!("{}\n", last_hint(exercise).dimmed())
+        format!("{}\n", after_last_hint(keys, &exercise.name).dimmed())
     });
     text
-}
-
-fn last_hint(exercise: &Exercise) -> String {
-    format!(
-        "That was the last hint. `{} compare {} --spoil` shows the reference solution.",
-        RUNNER, exercise.name
-    )
 }
 
 /// Every hint of the exercise.
@@ -58,13 +51,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut state = State::load(dir.path(), &course);
         let exercise = &course.exercises[0];
-        assert!(next(&mut state, exercise).contains("Hint 1/2 for a:\nfirst"));
-        assert!(next(&mut state, exercise).contains("Hint 2/2 for a:\nsecond"));
-        let last = next(&mut state, exercise);
+        assert!(next(&mut state, exercise, Keys::Cli).contains("Hint 1/2 for a:\nfirst"));
+        assert!(next(&mut state, exercise, Keys::Cli).contains("Hint 2/2 for a:\nsecond"));
+        let last = next(&mut state, exercise, Keys::Cli);
         assert!(
-            last.contains("Hint 2/2") && last.contains("last hint"),
+            last.contains("Hint 2/2") && last.contains("compare a --spoil"),
             "{last}"
         );
+        let in_watch = next(&mut state, exercise, Keys::Watch);
+        assert!(in_watch.contains("Press c twice"), "{in_watch}");
         assert_eq!(State::load(dir.path(), &course).hints_seen("a"), 2);
         assert!(all(exercise).contains("first") && all(exercise).contains("second"));
     }
@@ -80,11 +75,11 @@ mod tests {
         // A folder that does not exist cannot be written, even by root.
         let mut state = State::load(&dir.path().join("gone"), &course);
         let exercise = &course.exercises[0];
-        assert!(next(&mut state, exercise).contains("first"));
+        assert!(next(&mut state, exercise, Keys::Cli).contains("first"));
         let warning = state.take_save_warning().expect("a warning");
         assert!(warning.contains("cannot be saved"), "{warning}");
         assert!(
-            next(&mut state, exercise).contains("second"),
+            next(&mut state, exercise, Keys::Cli).contains("second"),
             "the count goes on in memory"
         );
         assert!(state.take_save_warning().is_none(), "warned once only");

@@ -11,6 +11,7 @@ pub mod messages;
 pub mod questions;
 pub mod quiz;
 pub mod reset;
+pub mod screen;
 pub mod state;
 pub mod suggest;
 pub mod term;

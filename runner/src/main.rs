@@ -105,6 +105,7 @@ enum QuestionsCommand {
 
 fn main() -> ExitCode {
     term::restore_on_panic();
+    term::honour_dumb_terminal();
     let cli = Cli::parse();
     match run(cli) {
         Ok(true) => ExitCode::SUCCESS,
@@ -157,7 +158,7 @@ fn command(cli: Cli, root: &Path, course: &Course, state: &mut State) -> Result<
             term::print(&if all {
                 hint::all(exercise)
             } else {
-                hint::next(state, exercise)
+                hint::next(state, exercise, runner::messages::Keys::Cli)
             });
             Ok(true)
         }

@@ -27,7 +27,8 @@ rebuilds it and runs its checks, and when they pass the next exercise unlocks. T
 tokio's paused clock, so they prove timing and concurrency without waiting. Stuck? Press h for a \
 hint, as often as you need.";
 
-pub const WATCH_KEYS: &str = "n next · h hint · s skip · l list · c compare · r re-run · q quit   (saves not noticed? restart with --poll)";
+pub const WATCH_KEYS: &str =
+    "n next · h hint · s skip · w warnings · l list · c compare · r re-run · q quit";
 
 pub const WATCH_WITHOUT_TERMINAL: &str = "Watching exercises/ for changes (no terminal: no keys). \
 Stop with Ctrl-C.";
@@ -45,4 +46,23 @@ pub fn cannot_save(file: &str, error: &str) -> String {
         "Your progress cannot be saved to {file} ({error}). The runner goes on, but what you do \
          now is forgotten when it stops. Check that the folder is writable."
     )
+}
+
+/// Where the learner is: at the shell, or in watch mode (whose messages name its keys).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Keys {
+    Cli,
+    Watch,
+}
+
+/// After the last hint: how to see the reference solution.
+pub fn after_last_hint(keys: Keys, name: &str) -> String {
+    match keys {
+        Keys::Cli => format!(
+            "That was the last hint. `{RUNNER} compare {name} --spoil` shows the reference solution."
+        ),
+        Keys::Watch => {
+            "That was the last hint. Press c twice to see the reference solution.".to_owned()
+        }
+    }
 }

@@ -123,7 +123,7 @@ impl State {
         let file = PROGRESS_FILE;
         if let Some(problem) = &self.damaged {
             return Some(format!(
-                "Your progress file {file} is damaged: {problem}\n\
+                "Your progress file {file} is damaged: {problem}\n\n\
                  Your exercise files are untouched. Run `{}` to rebuild \
                  your progress from what passes now; the damaged file will be kept as {file}.damaged.",
                 crate::runner!("verify")
@@ -306,7 +306,7 @@ impl State {
 
 fn parse(text: &str) -> std::result::Result<Progress, String> {
     let progress: Progress =
-        toml::from_str(text).map_err(|e| e.to_string().trim().replace('\n', " "))?;
+        toml::from_str(text).map_err(|e| format!("\n{}", e.to_string().trim_end()))?;
     if progress.version > VERSION {
         return Err(format!(
             "it was written by a newer runner (format {}, this one reads {VERSION})",
@@ -378,6 +378,8 @@ mod tests {
         let (dir, mut state) = state_with(Some("done = [\"one\"\nthis is not toml"));
         let warning = state.warning().unwrap();
         assert!(warning.contains("damaged"), "{warning}");
+        // toml's caret display keeps its lines: the caret stands under the mistake.
+        assert!(warning.contains("\n  |\n2 | this is not toml\n  |"), "{warning}");
         assert!(warning.contains("verify"), "{warning}");
         assert_eq!(state.progress, Progress::default());
         state.mark_done("one");

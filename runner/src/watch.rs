@@ -17,12 +17,15 @@ use crate::cargo::Cancel;
 use crate::info::Course;
 use crate::state::State;
 use crate::verdict::{self, Checked};
-use crate::{compare, hint, list, messages, term};
+use crate::{compare, hint, list, messages, screen, term};
 
 /// Editors save in bursts (write a temp file, rename it, set permissions): wait this long
 /// after the last event so one save gives one check.
 const DEBOUNCE: Duration = Duration::from_millis(25);
 const POLL_INTERVAL: Duration = Duration::from_millis(300);
+/// Editors that save by rename (write elsewhere, move the old file away, move the new one
+/// in) leave the file missing for a moment: wait this long before saying it is missing.
+const MISSING_GRACE: Duration = Duration::from_millis(750);
 
 enum Event {
     Changed(PathBuf),
@@ -55,7 +58,9 @@ pub fn run(root: &Path, course: &Course, state: &mut State, poll: bool) -> Resul
         generation: 0,
         running: None,
         spoil_armed: false,
-        keep_screen: false,
+        welcome_on_screen: false,
+        last: None,
+        show_warnings: false,
     };
     app.current = match app.state.current(course) {
         Some((index, _)) => index,
@@ -118,6 +123,14 @@ pub fn run(root: &Path, course: &Course, state: &mut State, poll: bool) -> Resul
     term::clear_status();
     term::println("");
     Ok(())
+}
+
+/// Waits (up to `MISSING_GRACE`) for a file that a save by rename briefly took away.
+fn wait_for_file(path: &Path, cancel: &Cancel) {
+    let until = Instant::now() + MISSING_GRACE;
+    while !path.exists() && !cancel.is_cancelled() && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(25));
+    }
 }
 
 /// A boxed watcher (native events, or polling) that lives as long as watch mode.
@@ -188,7 +201,11 @@ struct App<'a> {
     /// `c` was pressed once on an exercise not yet done: a second `c` spoils it.
     spoil_armed: bool,
     /// The welcome is on screen: the first check must not clear it.
-    keep_screen: bool,
+    welcome_on_screen: bool,
+    /// The last result on screen, to draw again (with or without warnings).
+    last: Option<Checked>,
+    /// `w` was pressed: compiler warnings are shown in full.
+    show_warnings: bool,
 }
 
 impl App<'_> {
@@ -203,7 +220,7 @@ impl App<'_> {
             term::wrap(messages::WELCOME)
         ));
         self.state.welcomed();
-        self.keep_screen = true;
+        self.welcome_on_screen = true;
     }
 
     /// Says once, in watch's terms, that progress cannot be saved.
@@ -220,22 +237,18 @@ impl App<'_> {
         self.generation += 1;
         self.spoil_armed = false;
         let exercise = self.course.exercises[self.current].clone();
-        if !std::mem::take(&mut self.keep_screen) {
-            term::clear_screen();
+        if term::ansi() {
+            if !self.welcome_on_screen {
+                term::clear_screen();
+            }
+            self.header();
         }
-        term::println(&format!(
-            "{}  {}\n{} {}  {}",
-            "asynclings".bold(),
-            term::progress_bar(self.state.done_count(), self.course.exercises.len()),
-            "▶".cyan().bold(),
-            exercise.name.bold(),
-            exercise.display_path().dimmed()
-        ));
         let cancel = Cancel::default();
         self.running = Some(cancel.clone());
         let (root, tx, generation) = (self.root.to_path_buf(), self.tx.clone(), self.generation);
         std::thread::spawn(move || {
             term::status("Checking…");
+            wait_for_file(&exercise.exercise_file(&root), &cancel);
             let mut status = |s: &str| {
                 if !cancel.is_cancelled() {
                     term::status(s);
@@ -246,21 +259,58 @@ impl App<'_> {
         });
     }
 
+    /// The course's progress and the exercise on screen.
+    fn header(&self) {
+        let exercise = &self.course.exercises[self.current];
+        term::println(&format!(
+            "{}  {}\n{} {}  {}",
+            "asynclings".bold(),
+            term::progress_bar(self.state.done_count(), self.course.exercises.len()),
+            "▶".cyan().bold(),
+            exercise.name.bold(),
+            exercise.display_path().dimmed()
+        ));
+    }
+
+    /// Records a pass, then draws the result under a header that already counts it.
     fn show(&mut self, checked: Checked) -> Result<()> {
         let exercise = &self.course.exercises[self.current];
-        term::clear_status();
-        term::print(&verdict::render(exercise, &checked));
-        if checked.passed() {
-            let first_time = !self.state.is_done(&exercise.name);
-            term::println(&verdict::record_pass(self.course, self.state, self.current));
-            self.warn_if_unsaved();
-            if !self.interactive && first_time && self.state.current(self.course).is_some() {
-                // No keys to press: go straight on.
-                return self.next();
-            }
+        let first_time = checked.passed() && !self.state.is_done(&exercise.name);
+        let note = checked
+            .passed()
+            .then(|| verdict::record_pass(self.course, self.state, self.current));
+        self.draw(&checked);
+        self.last = Some(checked);
+        if let Some(note) = note {
+            term::println(&note);
+        }
+        self.warn_if_unsaved();
+        if !self.interactive && first_time && self.state.current(self.course).is_some() {
+            // No keys to press: go straight on.
+            return self.next();
         }
         self.help();
         Ok(())
+    }
+
+    fn draw(&mut self, checked: &Checked) {
+        if !std::mem::take(&mut self.welcome_on_screen) {
+            term::clear_screen();
+            self.header();
+        }
+        term::clear_status();
+        let exercise = &self.course.exercises[self.current];
+        term::print(&screen::compose(exercise, checked, self.show_warnings));
+    }
+
+    /// `w`: compiler warnings shown in full, or folded again.
+    fn toggle_warnings(&mut self) {
+        self.show_warnings = !self.show_warnings;
+        if let Some(last) = self.last.take() {
+            self.draw(&last);
+            self.last = Some(last);
+            self.help();
+        }
     }
 
     fn help(&self) {
@@ -283,11 +333,12 @@ impl App<'_> {
             KeyCode::Char('n') => self.next()?,
             KeyCode::Char('h') => {
                 term::println("");
-                term::print(&hint::next(self.state, exercise));
+                term::print(&hint::next(self.state, exercise, messages::Keys::Watch));
                 self.warn_if_unsaved();
                 self.help();
             }
             KeyCode::Char('s') => self.skip(),
+            KeyCode::Char('w') => self.toggle_warnings(),
             KeyCode::Char('l') => {
                 term::println("");
                 term::print(&list::render(self.course, self.state));
@@ -325,6 +376,7 @@ impl App<'_> {
         match self.state.current(self.course) {
             Some((index, _)) => {
                 self.current = index;
+                self.last = None;
                 self.start_check();
             }
             None => term::println(&verdict::finished_course(self.course)),
@@ -344,6 +396,7 @@ impl App<'_> {
         match self.state.current(self.course) {
             Some((index, _)) => {
                 self.current = index;
+                self.last = None;
                 self.start_check();
             }
             None => term::println(&verdict::finished_course(self.course)),
