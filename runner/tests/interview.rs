@@ -141,3 +141,17 @@ fn quiz_in_a_terminal_remembers_what_you_did_not_know() {
         text(&list)
     );
 }
+
+/// Issue 7, item 13: every document questions.toml names (`COURSE.md`, `CHEATSHEET.md`…) is
+/// in the repository, so a learner can open it.
+#[test]
+fn questions_cite_only_documents_in_the_repository() {
+    let root = support::workspace();
+    let text = std::fs::read_to_string(root.join("questions.toml")).unwrap();
+    let missing: Vec<&str> = text
+        .split(|c: char| !(c.is_ascii_alphanumeric() || "._-/".contains(c)))
+        .filter(|word| word.ends_with(".md") && word.len() > 3)
+        .filter(|doc| !root.join(doc).is_file())
+        .collect();
+    assert!(missing.is_empty(), "questions.toml cites documents the repository lacks: {missing:?}");
+}
