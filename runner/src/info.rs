@@ -158,8 +158,9 @@ impl Course {
             .find(|(_, e)| e.name == name)
             .with_context(|| {
                 format!(
-                    "there is no exercise called `{name}`.{} `cargo run -p runner -- list` shows them all.",
-                    suggest::did_you_mean(name, self.names())
+                    "there is no exercise called `{name}`.{} `{}` shows them all.",
+                    suggest::did_you_mean(name, self.names()),
+                    crate::runner!("list")
                 )
             })
     }

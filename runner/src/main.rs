@@ -8,10 +8,10 @@ use colored::Colorize;
 
 use runner::cargo::Cancel;
 use runner::info::{Course, Exercise};
+use runner::interview::{self, Bank, Level, Locked, print, quiz};
 use runner::messages::RUNNER;
-use runner::questions::{self, Bank, Level};
 use runner::state::State;
-use runner::{compare, find_root, hint, list, quiz, reset, runner, term, verdict, verify, watch};
+use runner::{compare, find_root, hint, list, reset, runner, term, verdict, verify, watch};
 
 /// asynclings: learn async Rust by fixing small programs. Without a command, starts watch mode.
 #[derive(Parser)]
@@ -221,21 +221,22 @@ fn command(cli: Cli, root: &Path, course: &Course, state: &mut State) -> Result<
             let bank = load_bank(root, course)?;
             match show {
                 Some(QuestionsCommand::Show { id }) => {
-                    questions::print_question(bank.question(&id)?)
+                    print::print_question(bank.question(&id)?, &locked(course, state))
                 }
-                None => questions::print_list(&bank, level),
+                None => print::print_list(&bank, level),
             }
             Ok(true)
         }
         Command::Tasks => {
-            questions::print_tasks(&load_bank(root, course)?);
+            print::print_tasks(&load_bank(root, course)?);
             Ok(true)
         }
         Command::Dev(command) => dev(root, course, command),
         Command::Quiz { level } => {
             let bank = load_bank(root, course)?;
             let mut quiz_state = state.progress().quiz.clone();
-            quiz::run(&bank, level, &mut quiz_state, &mut |answered| {
+            let locked = locked(course, state);
+            quiz::run(&bank, level, &locked, &mut quiz_state, &mut |answered| {
                 state.record_quiz(answered);
                 Ok(())
             })?;
@@ -277,10 +278,15 @@ fn dev(root: &Path, course: &Course, command: DevCommand) -> Result<bool> {
     }
 }
 
+/// The exercises the learner has not reached yet.
+fn locked(course: &Course, state: &State) -> Locked {
+    Locked(state.locked(course).map(str::to_owned).collect())
+}
+
 /// The interview question bank, checked against the course's exercise names.
 fn load_bank(root: &std::path::Path, course: &Course) -> Result<Bank> {
     let names: Vec<&str> = course.names().collect();
-    Bank::load(root.join(questions::QUESTIONS_FILE), &names)
+    Bank::load(root.join(interview::QUESTIONS_FILE), &names)
 }
 
 /// The named exercise (which must be unlocked), or the current one.

@@ -32,7 +32,7 @@ pub struct Progress {
     pub hints: BTreeMap<String, usize>,
     /// The interview quiz's spaced repetition.
     #[serde(default)]
-    pub quiz: crate::quiz::QuizState,
+    pub quiz: crate::interview::quiz::QuizState,
 }
 
 /// The learner's progress. Callers say what happened (`mark_done`, `skip`, `hint_seen`…);
@@ -193,7 +193,7 @@ impl State {
     }
 
     /// The quiz after one more answer.
-    pub fn record_quiz(&mut self, quiz: &crate::quiz::QuizState) {
+    pub fn record_quiz(&mut self, quiz: &crate::interview::quiz::QuizState) {
         self.change(|p| p.quiz.clone_from(quiz));
     }
 
@@ -278,6 +278,13 @@ impl State {
         } else {
             Status::Locked
         }
+    }
+
+    /// The names of the exercises not yet unlocked.
+    pub fn locked<'c>(&self, course: &'c Course) -> impl Iterator<Item = &'c str> {
+        (0..course.exercises.len())
+            .filter(|&index| matches!(self.status(course, index), Status::Locked))
+            .map(|index| course.exercises[index].name.as_str())
     }
 
     /// An error saying which exercise to finish first when `index` is still locked.
@@ -379,7 +386,10 @@ mod tests {
         let warning = state.warning().unwrap();
         assert!(warning.contains("damaged"), "{warning}");
         // toml's caret display keeps its lines: the caret stands under the mistake.
-        assert!(warning.contains("\n  |\n2 | this is not toml\n  |"), "{warning}");
+        assert!(
+            warning.contains("\n  |\n2 | this is not toml\n  |"),
+            "{warning}"
+        );
         assert!(warning.contains("verify"), "{warning}");
         assert_eq!(state.progress, Progress::default());
         state.mark_done("one");

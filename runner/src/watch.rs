@@ -164,7 +164,8 @@ fn no_events(error: &notify::Error) -> anyhow::Error {
     anyhow::anyhow!(
         "cannot watch exercises/ for changes ({error}).\n\
          Where file events do not arrive (network drives, some VMs, too many watches), \
-         poll instead: `cargo run -p runner -- watch --poll`"
+         poll instead: `{}`",
+        crate::runner!("watch --poll")
     )
 }
 
