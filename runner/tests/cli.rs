@@ -437,3 +437,24 @@ fn watch_on_a_small_dumb_terminal_keeps_what_matters_last_and_others_changes() {
     pty.type_keys("q");
     assert!(pty.wait_for_exit(Duration::from_secs(10)));
 }
+
+/// Issue 7, item 6: a progress file that cannot be written never hides the hint; the learner
+/// is warned, the command succeeds, and no temporary file is left behind.
+#[test]
+fn an_unwritable_progress_file_still_gives_the_hint_and_leaves_no_temporary_file() {
+    let course = CourseCopy::new();
+    // A folder where the file should be: no write can replace it, even as root.
+    std::fs::create_dir_all(course.file(".asynclings-progress.toml/inside")).unwrap();
+    let output = course.run(&["hint"]);
+    let said = text(&output);
+    assert!(output.status.success(), "{said}");
+    assert!(said.contains("Hint 1/"), "{said}");
+    assert_eq!(said.matches("cannot be saved").count(), 1, "{said}");
+    let left: Vec<String> = std::fs::read_dir(course.root())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with(".asynclings-progress"))
+        .collect();
+    assert_eq!(left, [".asynclings-progress.toml"], "{left:?}");
+}
