@@ -33,13 +33,6 @@ pub const WATCH_KEYS: &str =
 pub const WATCH_WITHOUT_TERMINAL: &str = "Watching exercises/ for changes (no terminal: no keys). \
 Stop with Ctrl-C.";
 
-pub const TIMED_OUT_CAUSES: &str = "The checks run on tokio's paused clock, so sleeps cost no \
-real time: a real-time hang is almost always\n  \
-- a lost wake-up: a future returned Poll::Pending without storing the waker it was given;\n  \
-- a deadlock: awaiting a lock, a channel or a JoinHandle that only this task could release;\n  \
-- waiting for a channel to close while a Sender (perhaps a clone you kept) is still alive;\n  \
-- blocking code (std::thread::sleep, a busy loop, a blocking lock) that starves the runtime.";
-
 /// Said once when the progress file cannot be written; `{file}` and `{error}` are filled in.
 pub fn cannot_save(file: &str, error: &str) -> String {
     format!(
