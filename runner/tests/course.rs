@@ -119,3 +119,21 @@ fn dev_new_scaffolds_an_exercise_that_only_lacks_what_the_author_writes() {
         "only the hints are left:\n{said}"
     );
 }
+
+#[test]
+fn dev_sync_refuses_to_make_a_learners_files_the_pristine_stubs() {
+    let course = CourseCopy::new();
+    course.write(".asynclings-progress.toml", "done = []\n");
+    course.write(JOIN, "// my half-written attempt\n");
+    let output = course.run(&["dev", "sync"]);
+    assert_eq!(output.status.code(), Some(1), "{}", text(&output));
+    assert!(
+        text(&output).contains("dev sync --force"),
+        "{}",
+        text(&output)
+    );
+    assert_ne!(
+        course.read("runner/originals/01_basics/join_concurrently.rs"),
+        "// my half-written attempt\n"
+    );
+}
