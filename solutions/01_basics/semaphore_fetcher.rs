@@ -116,12 +116,23 @@ async fn main() {
 #[cfg(test)]
 mod tests {
     // What these checks reject: the wrong solutions of `corpus/01_basics/semaphore_fetcher.toml`
-    // (no limit, one at a time, a permit dropped before the request runs, fixed chunks or a
-    // fixed split between workers, `buffered`, a limit capped at a fixed value, pages in
-    // completion order, an answer made up without asking the server).
+    // (no limit, one at a time, a permit dropped before the request runs or never given back,
+    // fixed chunks or a fixed split between workers, `buffered`, a limit capped at a fixed
+    // value, pages in completion order, an answer made up without asking the server).
     use super::*;
     use proptest::prelude::*;
     use tokio::time::Instant;
+
+    /// The learner's `fetch_all`, bounded: a permit that is never given back (forgotten,
+    /// leaked) leaves the requests behind it waiting forever; this fails instead of hanging.
+    async fn fetch_all(server: &Server, requests: Vec<(String, u64)>, limit: usize) -> Vec<String> {
+        tokio::time::timeout(
+            Duration::from_secs(3600),
+            super::fetch_all(server, requests, limit),
+        )
+        .await
+        .expect("fetch_all never finished: is every permit given back when its request ends?")
+    }
 
     /// Requests `/page/0`, `/page/1`, ... with the given delays.
     fn requests(delays: &[u64]) -> Vec<(String, u64)> {
