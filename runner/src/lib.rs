@@ -3,6 +3,7 @@
 
 pub mod cargo;
 pub mod compare;
+pub mod dev;
 pub mod hint;
 pub mod info;
 pub mod list;

@@ -71,6 +71,15 @@ enum Command {
         #[arg(long, value_enum)]
         level: Option<Level>,
     },
+    /// Commands for the course's authors
+    #[command(subcommand, hide = true)]
+    Dev(DevCommand),
+}
+
+#[derive(Subcommand)]
+enum DevCommand {
+    /// Build and run the corpus of wrong and right solutions (of every exercise, or one)
+    Corpus { name: Option<String> },
 }
 
 #[derive(Subcommand)]
@@ -207,6 +216,11 @@ fn run(cli: Cli) -> Result<bool> {
                 state.save()
             })?;
             Ok(true)
+        }
+        Command::Dev(DevCommand::Corpus { name }) => {
+            let started = std::time::Instant::now();
+            let outcome = runner::dev::corpus::run(&root, &course, name.as_deref())?;
+            Ok(runner::dev::corpus::report(&outcome, started.elapsed()))
         }
     }
 }

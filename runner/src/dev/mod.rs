@@ -1,0 +1,3 @@
+//! Commands for the course's authors, not its learners.
+
+pub mod corpus;
