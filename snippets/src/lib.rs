@@ -1,3 +1,7 @@
+// Every snippet is compiled with `#![deny(deprecated)]`: a moved or retired API path (say
+// `tokio::task::consume_budget`, now `tokio::task::coop::consume_budget`) fails the build.
+#![doc(test(attr(deny(deprecated))))]
+
 #[doc = include_str!("../../CHEATSHEET.md")] // on line 1: doctest line numbers = CHEATSHEET.md's
 pub mod cheatsheet {}
 
