@@ -130,6 +130,7 @@ mod tests {
     // condition variable); a bound of 500 ms only turns a rendezvous that can never
     // happen into a failure instead of a hang, and the check's guard releases it on exit.
     use super::*;
+    use std::panic;
     use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
     use std::sync::{Arc, Condvar, Mutex, Once, PoisonError};
     use std::thread;
@@ -141,10 +142,16 @@ mod tests {
     static UNCAUGHT_PANICS: AtomicUsize = AtomicUsize::new(0);
 
     /// rayon's global pool, built once per test process with 4 threads and a panic handler
-    /// that counts a job's uncaught panic instead of aborting.
+    /// that counts a job's uncaught panic instead of aborting. A job's panic is reported in
+    /// one line, without a backtrace: several checks panic on purpose.
     fn rayon_pool() {
         static BUILD: Once = Once::new();
         BUILD.call_once(|| {
+            let report = panic::take_hook();
+            panic::set_hook(Box::new(move |info| match rayon::current_thread_index() {
+                Some(_) => eprintln!("a job panicked on rayon's pool: {info}"),
+                None => report(info),
+            }));
             let _ = rayon::ThreadPoolBuilder::new()
                 .num_threads(4)
                 .panic_handler(|_| {
