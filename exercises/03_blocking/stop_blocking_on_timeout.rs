@@ -117,12 +117,33 @@ mod tests {
     // few quick steps, then wait for their stop flag; a bound of 500 ms real time turns
     // "never told to stop" into a failure instead of a hang.
     use super::*;
+    use std::cell::Cell;
+    use std::panic;
+    use std::sync::Once;
     use std::thread;
     use tokio::sync::mpsc;
     use tokio::time::advance;
 
     const STUCK: Duration = Duration::from_millis(500);
     const LIMIT: Duration = Duration::from_millis(100);
+
+    thread_local! {
+        static ON_PURPOSE: Cell<bool> = const { Cell::new(false) };
+    }
+
+    /// Panics with `message`, reported in one line without a backtrace: on purpose.
+    fn panic_on_purpose(message: &'static str) -> ! {
+        static QUIET: Once = Once::new();
+        QUIET.call_once(|| {
+            let report = panic::take_hook();
+            panic::set_hook(Box::new(move |info| match ON_PURPOSE.replace(false) {
+                true => eprintln!("a job panicked on purpose: {info}"),
+                false => report(info),
+            }));
+        });
+        ON_PURPOSE.set(true);
+        panic::panic_any(message)
+    }
 
     /// A job that handles items 0, 1 and 2, then is slow on item 3 until told to stop.
     /// It sends its flag to the check once it is stuck.
@@ -196,6 +217,6 @@ mod tests {
     #[tokio::test(start_paused = true)]
     #[should_panic(expected = "bad row")]
     async fn a_panic_in_the_job_panics_the_caller() {
-        let _ = run_with_timeout(LIMIT, |_stop| -> u32 { panic!("bad row") }).await;
+        let _ = run_with_timeout(LIMIT, |_stop| -> u32 { panic_on_purpose("bad row") }).await;
     }
 }
