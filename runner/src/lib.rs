@@ -1,7 +1,7 @@
 //! The asynclings runner: watches the exercises, runs their checks, gives hints, compares
 //! with the reference solutions and unlocks the next exercise.
 
-pub mod cargo;
+pub mod check;
 pub mod compare;
 pub mod hint;
 pub mod info;
@@ -15,6 +15,9 @@ pub mod term;
 pub mod verdict;
 pub mod verify;
 pub mod watch;
+
+/// The old name of [`check`], for code written before the split.
+pub use check as cargo;
 
 use std::path::{Path, PathBuf};
 

@@ -4,7 +4,7 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 use colored::Colorize;
 
-use runner::cargo::Cancel;
+use runner::check::Cancel;
 use runner::info::{Course, Exercise};
 use runner::questions::{self, Bank, Level};
 use runner::state::State;

@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::Result;
 use colored::Colorize;
 
-use crate::cargo::{self, Cancel, Package, Report, Verdict};
+use crate::check::{self, Cancel, Package, Report, Verdict};
 use crate::info::Course;
 use crate::state::State;
 use crate::term;
@@ -79,7 +79,7 @@ pub fn solutions(root: &Path, course: &Course) -> Result<bool> {
 
 fn check_all(root: &Path, course: &Course, package: Package) -> Result<Vec<Report>> {
     let exercises: Vec<_> = course.exercises.iter().collect();
-    let reports = cargo::check_many(root, &exercises, package, &Cancel::default(), &mut |s| {
+    let reports = check::check_many(root, &exercises, package, &Cancel::default(), &mut |s| {
         term::status(s)
     })?;
     term::clear_status();
@@ -99,6 +99,9 @@ fn describe(verdict: &Verdict) -> String {
         Verdict::Passed => String::new(),
         Verdict::CompileError => " (does not compile)".into(),
         Verdict::ChecksFailed => " (checks fail)".into(),
+        Verdict::Incomplete { finished, total } => {
+            format!(" (the checks stopped after {finished} of {total} tests)")
+        }
         Verdict::ClippyFailed => " (clippy)".into(),
         Verdict::TimedOut { limit, .. } => format!(" (timed out after {} s)", limit.as_secs()),
         Verdict::Cancelled => " (stopped)".into(),

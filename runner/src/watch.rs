@@ -13,7 +13,7 @@ use colored::Colorize;
 use crossterm::event::{self, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use notify::{EventKind, RecursiveMode, Watcher};
 
-use crate::cargo::Cancel;
+use crate::check::Cancel;
 use crate::info::Course;
 use crate::state::State;
 use crate::verdict::{self, Checked};
