@@ -16,7 +16,7 @@ use crate::verdict::{self, Checked};
 pub fn exercises(root: &Path, course: &Course, state: &mut State) -> Result<bool> {
     let reports = check_all(root, course, Package::Exercises)?;
     let mut all = true;
-    let mut newly_done = 0;
+    let (mut newly_done, mut no_longer) = (0, 0);
     for (exercise, report) in course.exercises.iter().zip(reports) {
         let checked = Checked {
             edited_checks: verdict::checks_edited(root, exercise)?,
@@ -24,6 +24,10 @@ pub fn exercises(root: &Path, course: &Course, state: &mut State) -> Result<bool
         };
         if checked.passed() && state.mark_done(&exercise.name) {
             newly_done += 1;
+        }
+        // Progress is rebuilt from what passes now, whatever the file claimed.
+        if !checked.passed() && state.progress.done.remove(&exercise.name) {
+            no_longer += 1;
         }
         all &= checked.passed();
         let note = if checked.edited_checks && checked.report.verdict == Verdict::Passed {
@@ -39,7 +43,7 @@ pub fn exercises(root: &Path, course: &Course, state: &mut State) -> Result<bool
     }
     state.save()?;
     term::println(&format!(
-        "\n{}  {newly_done} newly marked done.",
+        "\n{}  {newly_done} newly marked done, {no_longer} no longer counted.",
         term::progress_bar(state.done_count(), course.exercises.len())
     ));
     if !all {

@@ -107,6 +107,8 @@ pub fn run(root: &Path, course: &Course, state: &mut State, poll: bool) -> Resul
     if let Some(cancel) = app.running.take() {
         cancel.cancel();
     }
+    // Nothing the checks started outlives watch (see check::process for what is guaranteed).
+    crate::check::process::shutdown();
     term::clear_status();
     term::println("");
     Ok(())

@@ -8,17 +8,22 @@
 //! - Killing a job kills, with SIGKILL, every process in its session or process group and
 //!   every descendant of its leader (even one that started a session of its own), repeating
 //!   until none is left, and reaps those that became the runner's children.
-//! - When the last job of the runner ends, every process still below the runner is a
-//!   leftover and is killed and reaped too (this catches a process that left the job's
-//!   session *and* lost its parent).
-//! - SIGINT, SIGTERM and SIGHUP kill every job and leftover before the runner dies of the
-//!   signal. SIGKILL of the runner itself cannot be caught: then its jobs are orphaned.
+//! - When the last running job ends, leftovers are killed and reaped too: anything still in
+//!   a session a job led, and any session leader below the runner (a process that left its
+//!   job's session and lost its parent). A job's leader exiting kills what it left behind
+//!   at once, so a child holding the output pipe never delays the verdict.
+//! - Not covered: a process that leaves its job's session while its parent lives on in
+//!   another, unrelated session (it is not below the runner), or a setuid program.
+//! - [`shutdown`] (quitting watch with q, Esc or Ctrl-C) and SIGINT, SIGTERM and SIGHUP
+//!   kill every job and leftover, and start no new job, before the runner ends. SIGKILL of
+//!   the runner itself cannot be caught: then its jobs are orphaned.
 //!
 //! Elsewhere (non-Linux Unix) a job is its process group, killed as one; other platforms
 //! kill the direct child only.
 
 use std::collections::BTreeSet;
 use std::process::{Child, Command};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, Once};
 
 /// The leaders of the jobs running now.
@@ -26,6 +31,8 @@ static JOBS: Mutex<BTreeSet<u32>> = Mutex::new(BTreeSet::new());
 /// Every session a job ever led: what is still in one is a leftover.
 static SESSIONS: Mutex<BTreeSet<u32>> = Mutex::new(BTreeSet::new());
 static SETUP: Once = Once::new();
+/// Set by [`shutdown`]: no job starts after it.
+static CLOSED: AtomicBool = AtomicBool::new(false);
 
 fn jobs() -> MutexGuard<'static, BTreeSet<u32>> {
     JOBS.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -43,6 +50,9 @@ impl Job {
         SETUP.call_once(setup);
         own_session(command);
         let mut jobs = jobs();
+        if CLOSED.load(Ordering::SeqCst) {
+            return Err(std::io::Error::other("the runner is shutting down"));
+        }
         let child = command.spawn()?;
         jobs.insert(child.id());
         SESSIONS
@@ -133,15 +143,30 @@ fn on_signals() {
     };
     std::thread::spawn(move || {
         if let Some(signal) = signals.forever().next() {
-            let leaders: Vec<u32> = jobs().iter().copied().collect();
-            for leader in leaders {
-                kill_tree(leader);
-            }
-            kill_leftovers();
+            shutdown();
             let _ = signal_hook::low_level::emulate_default_handler(signal);
             std::process::exit(128 + signal);
         }
     });
+}
+
+/// Kills every job and leftover, and lets no new job start: for the runner's way out
+/// (quitting watch, a termination signal). Returns when they are gone.
+pub fn shutdown() {
+    let leaders: Vec<u32> = {
+        let jobs = jobs();
+        CLOSED.store(true, Ordering::SeqCst);
+        jobs.iter().copied().collect()
+    };
+    for leader in leaders {
+        kill_tree(leader);
+        #[cfg(unix)]
+        if let Ok(pid) = i32::try_from(leader) {
+            // SAFETY: kill(2) has no memory-safety preconditions.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    }
+    kill_leftovers();
 }
 
 /// Kills every process of `leader`'s job (see the module doc); returns how many besides
