@@ -139,7 +139,7 @@ fn timed_out(
     let mut still = if unfinished.is_empty() {
         String::new()
     } else {
-        format!("\n  Not finished when stopped: {}.", unfinished.join(", "))
+        format!("\n  Still running when stopped: {}.", unfinished.join(", "))
     };
     if child_processes > 0 {
         still.push_str(&format!(

@@ -210,3 +210,29 @@ fn verify_judges_each_exercise_alone_and_rebuilds_progress_from_what_passes() {
         .collect();
     assert_eq!(done, ["join_concurrently", "lazy_futures"], "{said}");
 }
+
+#[test]
+fn a_timeout_names_only_the_running_tests_and_keeps_the_failures() {
+    let course = CourseCopy::new();
+    join_with_fetch(
+        &course,
+        "    let _ = latency_ms;\n    \
+         if [\"user\", \"orders\", \"recommendations\"].contains(&what) {\n        std::future::pending::<()>().await;\n    }\n    \
+         panic!(\"fetch broke for {what}\");",
+        2,
+    );
+    let output = course.run(&["run"]);
+    let said = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{said}");
+    assert!(said.contains("still running after 2 s"), "{said}");
+    assert!(
+        said.contains(
+            "Still running when stopped: tests::dashboard_waits_for_the_longest_call_not_the_sum.\n"
+        ),
+        "only the hanging test is named:\n{said}"
+    );
+    assert!(
+        said.contains("fetch broke for"),
+        "the failed tests' panics are kept:\n{said}"
+    );
+}

@@ -18,6 +18,16 @@ pub fn finished_test(line: &str) -> Option<String> {
     Some(name.to_owned())
 }
 
+/// `test tests::name ... FAILED` → `tests::name`.
+pub fn failed_test(line: &str) -> Option<String> {
+    let plain = super::strip_ansi(line);
+    plain
+        .trim_end()
+        .ends_with(" ... FAILED")
+        .then(|| finished_test(&plain))
+        .flatten()
+}
+
 /// libtest's last word: `test result: ok. 5 passed; 0 failed; 0 ignored; …`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Summary {
@@ -61,6 +71,11 @@ mod tests {
             Some("tests::a")
         );
         assert_eq!(finished_test("running 3 tests\n"), None);
+        assert_eq!(
+            failed_test("test tests::b ... \x1b[31mFAILED\x1b[0m\n").as_deref(),
+            Some("tests::b")
+        );
+        assert_eq!(failed_test("test tests::a ... ok\n"), None);
     }
 
     #[test]

@@ -206,6 +206,16 @@ fn outcome(
         on_status,
     )?;
     output.push_str(&run.output);
+    if run.stop == Stop::Deadline && !run.failed.is_empty() {
+        output.push_str(text::FAILED_BEFORE_THE_LIMIT);
+        output.push_str(&run::failures(
+            root,
+            package,
+            executable,
+            &run.failed,
+            cancel,
+        )?);
+    }
     let verdict = match tests_verdict(exercise, run) {
         Some(verdict) => verdict,
         None if cancel.is_cancelled() => return Ok(cancelled()),

@@ -21,6 +21,9 @@ use super::{Cancel, text};
 /// that escaped the job still holds the pipe.
 const DRAIN: Duration = Duration::from_millis(200);
 
+/// How long the failed tests may take, run again for their messages after a timeout.
+const FAILURES_LIMIT: Duration = Duration::from_secs(5);
+
 /// What one run of a test binary showed.
 pub struct Run {
     pub stop: Stop,
@@ -31,6 +34,8 @@ pub struct Run {
     pub listed: Vec<String>,
     /// The tests libtest reported as finished (passed or failed).
     pub finished: Vec<String>,
+    /// Those of them that failed.
+    pub failed: Vec<String>,
     pub summary: Option<Summary>,
     /// Processes other than the test binary that were still running when it was stopped.
     pub leftovers: usize,
@@ -81,13 +86,16 @@ pub fn run_tests(
     let mut command = test_binary(root, package, executable);
     command
         .arg("--color")
-        .arg(if colour() { "always" } else { "never" });
+        .arg(if colour() { "always" } else { "never" })
+        // Every test starts at once, so at the limit the unfinished ones are the running ones.
+        .arg("--test-threads")
+        .arg(listed.len().max(1).to_string());
     let (mut job, rx) =
         stream::spawn(command).with_context(|| format!("cannot run {}", executable.display()))?;
     let start = Instant::now();
     let (mut shown, mut exited, mut leftovers) = (0, None, 0);
     let mut output = Capped::default();
-    let (mut finished, mut summary) = (Vec::new(), None);
+    let (mut finished, mut failed, mut summary) = (Vec::new(), Vec::new(), None);
     let stop = stream::pump(
         &rx,
         Some(start + limit),
@@ -114,6 +122,7 @@ pub fn run_tests(
             if let Some(name) = libtest::finished_test(&text) {
                 finished.push(name);
             }
+            failed.extend(libtest::failed_test(&text));
             summary = summary.or_else(|| Summary::parse(&text));
             output.push(&text);
         },
@@ -131,7 +140,43 @@ pub fn run_tests(
         output: output.into_text(),
         listed,
         finished,
+        failed,
         summary,
         leftovers,
     })
+}
+
+/// What the `failed` tests said (their panics), from a run of those tests alone: when the
+/// limit stops the checks, libtest never gets to print the failures it held back.
+pub fn failures(
+    root: &Path,
+    package: Package,
+    executable: &Path,
+    failed: &[String],
+    cancel: &Cancel,
+) -> Result<String> {
+    let mut command = test_binary(root, package, executable);
+    command
+        .arg("--color")
+        .arg(if colour() { "always" } else { "never" })
+        .arg("--exact")
+        .args(failed);
+    let (mut job, rx) =
+        stream::spawn(command).with_context(|| format!("cannot run {}", executable.display()))?;
+    let mut output = Capped::default();
+    let stop = stream::pump(
+        &rx,
+        Some(Instant::now() + FAILURES_LIMIT),
+        cancel,
+        || None,
+        |line| {
+            let (Line::Out(text) | Line::Err(text)) = line;
+            output.push(&text);
+        },
+    );
+    if stop != Stop::Finished {
+        job.kill();
+    }
+    job.wait();
+    Ok(output.into_text())
 }

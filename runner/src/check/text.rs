@@ -14,3 +14,7 @@ pub fn running(elapsed_secs: u64, limit_secs: u64) -> String {
 }
 
 pub const NO_TOOLCHAIN: &str = "cannot start cargo: is the Rust toolchain installed?";
+
+/// Before the messages of the tests that failed before a timeout.
+pub const FAILED_BEFORE_THE_LIMIT: &str =
+    "\n── The checks that failed before the time ran out, run again for their messages: ──\n";
