@@ -10,6 +10,7 @@ use std::process::{Command, Stdio};
 use anyhow::Result;
 use serde::Deserialize;
 
+use super::process::Runs;
 use super::stream::{self, Line, Stop};
 use super::{Cancel, Package};
 use crate::info::Exercise;
@@ -125,7 +126,7 @@ pub fn build(
     for bin in bins {
         command.args(["--bin", bin]);
     }
-    let (mut job, rx) = stream::spawn(command)?;
+    let (mut job, rx) = stream::spawn(command, Runs::Tools)?;
     let mut build = Build::default();
     let mut progress = Progress::default();
     let stop = stream::pump(
@@ -242,7 +243,7 @@ pub fn clippy(
     for lint in &exercise.clippy {
         command.args(["-D", lint]);
     }
-    let (mut job, rx) = stream::spawn(command)?;
+    let (mut job, rx) = stream::spawn(command, Runs::Tools)?;
     let mut build = Build::default();
     let stop = stream::pump(
         &rx,

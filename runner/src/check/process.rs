@@ -8,10 +8,11 @@
 //! - Killing a job kills, with SIGKILL, every process in its session or process group and
 //!   every descendant of its leader (even one that started a session of its own), repeating
 //!   until none is left, and reaps those that became the runner's children.
-//! - When the last running job ends, leftovers are killed and reaped too: anything still in
-//!   a session a job led, and any session leader below the runner (a process that left its
-//!   job's session and lost its parent). A job's leader exiting kills what it left behind
-//!   at once, so a child holding the output pipe never delays the verdict.
+//! - When a test binary ends (or is killed), one sweep kills what it left behind and any
+//!   leftover of an earlier job: anything still in a session a job led, and any session
+//!   leader below the runner (a process that left its job's session and lost its parent).
+//!   A child holding the output pipe therefore never delays the verdict. Cargo and
+//!   `--list` run no learner code: they are swept only when stopped early.
 //! - Not covered: a process that leaves its job's session while its parent lives on in
 //!   another, unrelated session (it is not below the runner), or a setuid program.
 //! - [`shutdown`] (quitting watch with q, Esc or Ctrl-C) and SIGINT, SIGTERM and SIGHUP
@@ -38,15 +39,25 @@ fn jobs() -> MutexGuard<'static, BTreeSet<u32>> {
     JOBS.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// What a job runs: the learner's code can leave anything behind; cargo and `--list` only
+/// need cleaning up when they are stopped early.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Runs {
+    LearnerCode,
+    Tools,
+}
+
 /// A child leading its own session; killed with everything it started when asked or
 /// dropped.
 pub struct Job {
     child: Child,
-    killed: bool,
+    runs: Runs,
+    /// Killed, or (for tools) waited for: nothing is left to clean up.
+    settled: bool,
 }
 
 impl Job {
-    pub fn spawn(command: &mut Command) -> std::io::Result<Job> {
+    pub fn spawn(command: &mut Command, runs: Runs) -> std::io::Result<Job> {
         SETUP.call_once(setup);
         own_session(command);
         let mut jobs = jobs();
@@ -61,7 +72,8 @@ impl Job {
             .insert(child.id());
         Ok(Job {
             child,
-            killed: false,
+            runs,
+            settled: false,
         })
     }
 
@@ -74,36 +86,30 @@ impl Job {
         self.child.try_wait().ok().flatten()
     }
 
-    /// Kills the leader and everything it started. Returns how many processes other than
-    /// the leader were still there.
+    /// Kills the leader, everything it started and any leftover of an ended job. Returns
+    /// how many processes other than the leader there were.
     pub fn kill(&mut self) -> usize {
-        self.killed = true;
-        let others = kill_tree(self.child.id());
+        self.settled = true;
+        let others = kill_job(Some(self.child.id()));
         let _ = self.child.kill();
         others
     }
 
     /// Waits for the leader; true when it exited successfully.
     pub fn wait(&mut self) -> bool {
+        self.settled |= self.runs == Runs::Tools;
         self.child.wait().is_ok_and(|status| status.success())
     }
 }
 
 impl Drop for Job {
     fn drop(&mut self) {
-        if !self.killed {
-            kill_tree(self.child.id());
+        if !self.settled {
+            kill_job(Some(self.child.id()));
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
-        let last = {
-            let mut jobs = jobs();
-            jobs.remove(&self.child.id());
-            jobs.is_empty()
-        };
-        if last {
-            kill_leftovers();
-        }
+        jobs().remove(&self.child.id());
     }
 }
 
@@ -159,7 +165,7 @@ pub fn shutdown() {
         jobs.iter().copied().collect()
     };
     for leader in leaders {
-        kill_tree(leader);
+        kill_job(Some(leader));
         #[cfg(unix)]
         if let Ok(pid) = i32::try_from(leader) {
             // SAFETY: kill(2) has no memory-safety preconditions.
@@ -169,33 +175,38 @@ pub fn shutdown() {
     kill_leftovers();
 }
 
-/// Kills every process of `leader`'s job (see the module doc); returns how many besides
-/// the leader there were.
-pub fn kill_tree(leader: u32) -> usize {
-    tree::kill(|procs, pid| tree::in_job(procs, pid, leader), leader)
-}
-
-/// Kills what is left of ended jobs: any process in a session a job led, and any session
-/// leader below the runner (a process that left its job's session), unless it belongs to a
-/// job still running.
-pub fn kill_leftovers() {
+/// Kills, in one sweep, every process of `leader`'s job (see the module doc) and every
+/// leftover of an ended job: anything still in a session a job led, and any session leader
+/// below the runner (a process that left its job's session), unless it belongs to another
+/// job still running. Returns how many it killed besides the leader.
+pub fn kill_job(leader: Option<u32>) -> usize {
     let me = std::process::id();
-    let leaders: Vec<u32> = jobs().iter().copied().collect();
+    let others: Vec<u32> = jobs()
+        .iter()
+        .copied()
+        .filter(|&job| Some(job) != leader)
+        .collect();
     let sessions = SESSIONS
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
         .clone();
     tree::kill(
         |procs, pid| {
+            if leader.is_some_and(|leader| tree::in_job(procs, pid, leader)) {
+                return true;
+            }
             let session = tree::session(procs, pid);
             let left = sessions.contains(&session)
                 || (session == pid && tree::descends_from(procs, pid, me));
-            left && !leaders
-                .iter()
-                .any(|&leader| tree::in_job(procs, pid, leader))
+            left && !others.iter().any(|&job| tree::in_job(procs, pid, job))
         },
-        0,
-    );
+        leader.unwrap_or(0),
+    )
+}
+
+/// Kills what is left of ended jobs (see [`kill_job`]).
+pub fn kill_leftovers() {
+    kill_job(None);
 }
 
 #[cfg(target_os = "linux")]

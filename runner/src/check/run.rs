@@ -14,6 +14,7 @@ use super::Package;
 use super::build::colour;
 use super::capped::Capped;
 use super::libtest::{self, Summary};
+use super::process::Runs;
 use super::stream::{self, Line, Stop};
 use super::{Cancel, text};
 
@@ -23,6 +24,9 @@ const DRAIN: Duration = Duration::from_millis(200);
 
 /// How long the failed tests may take, run again for their messages after a timeout.
 const FAILURES_LIMIT: Duration = Duration::from_secs(5);
+
+/// More threads than an exercise has tests (libtest starts no more than it needs).
+const ALL_AT_ONCE: &str = "256";
 
 /// What one run of a test binary showed.
 pub struct Run {
@@ -56,8 +60,8 @@ fn test_binary(root: &Path, package: Package, executable: &Path) -> Command {
 fn list(root: &Path, package: Package, executable: &Path, cancel: &Cancel) -> Result<Vec<String>> {
     let mut command = test_binary(root, package, executable);
     command.args(["--list", "--format", "terse"]);
-    let (mut job, rx) =
-        stream::spawn(command).with_context(|| format!("cannot run {}", executable.display()))?;
+    let (mut job, rx) = stream::spawn(command, Runs::Tools)
+        .with_context(|| format!("cannot run {}", executable.display()))?;
     let mut stdout = String::new();
     stream::pump(
         &rx,
@@ -82,16 +86,34 @@ pub fn run_tests(
     cancel: &Cancel,
     on_status: &mut dyn FnMut(&str),
 ) -> Result<Run> {
-    let listed = list(root, package, executable, cancel)?;
+    std::thread::scope(|scope| {
+        // The list is needed only for the verdict: it is read while the tests run.
+        let listed = scope.spawn(|| list(root, package, executable, cancel));
+        let run = run_listed(root, package, executable, limit, cancel, on_status)?;
+        let listed = listed
+            .join()
+            .map_err(|_| anyhow::anyhow!("listing the tests failed"))??;
+        Ok(Run { listed, ..run })
+    })
+}
+
+/// The run, without the list of tests yet.
+fn run_listed(
+    root: &Path,
+    package: Package,
+    executable: &Path,
+    limit: Duration,
+    cancel: &Cancel,
+    on_status: &mut dyn FnMut(&str),
+) -> Result<Run> {
     let mut command = test_binary(root, package, executable);
     command
         .arg("--color")
         .arg(if colour() { "always" } else { "never" })
         // Every test starts at once, so at the limit the unfinished ones are the running ones.
-        .arg("--test-threads")
-        .arg(listed.len().max(1).to_string());
-    let (mut job, rx) =
-        stream::spawn(command).with_context(|| format!("cannot run {}", executable.display()))?;
+        .args(["--test-threads", ALL_AT_ONCE]);
+    let (mut job, rx) = stream::spawn(command, Runs::LearnerCode)
+        .with_context(|| format!("cannot run {}", executable.display()))?;
     let start = Instant::now();
     let (mut shown, mut exited, mut leftovers) = (0, None, 0);
     let mut output = Capped::default();
@@ -138,7 +160,7 @@ pub fn run_tests(
         stop,
         exit_ok,
         output: output.into_text(),
-        listed,
+        listed: Vec::new(),
         finished,
         failed,
         summary,
@@ -161,8 +183,8 @@ pub fn failures(
         .arg(if colour() { "always" } else { "never" })
         .arg("--exact")
         .args(failed);
-    let (mut job, rx) =
-        stream::spawn(command).with_context(|| format!("cannot run {}", executable.display()))?;
+    let (mut job, rx) = stream::spawn(command, Runs::LearnerCode)
+        .with_context(|| format!("cannot run {}", executable.display()))?;
     let mut output = Capped::default();
     let stop = stream::pump(
         &rx,

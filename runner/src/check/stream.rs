@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 
 use super::Cancel;
-use super::process::Job;
+use super::process::{Job, Runs};
 
 /// A line longer than this arrives in pieces (a flood without newlines stays bounded).
 const MAX_LINE: u64 = 16 * 1024;
@@ -25,9 +25,9 @@ pub enum Line {
 
 /// Starts `command` as a job; every line of its output goes to the returned channel, which
 /// closes when both pipes do.
-pub fn spawn(mut command: Command) -> Result<(Job, mpsc::Receiver<Line>)> {
+pub fn spawn(mut command: Command, runs: Runs) -> Result<(Job, mpsc::Receiver<Line>)> {
     command.stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut job = Job::spawn(&mut command).context(super::text::NO_TOOLCHAIN)?;
+    let mut job = Job::spawn(&mut command, runs).context(super::text::NO_TOOLCHAIN)?;
     let (tx, rx) = mpsc::sync_channel(IN_FLIGHT);
     let stdout = job.child().stdout.take().context("no stdout pipe")?;
     let stderr = job.child().stderr.take().context("no stderr pipe")?;
