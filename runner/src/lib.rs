@@ -3,12 +3,14 @@
 
 pub mod check;
 pub mod compare;
+pub mod dev;
 pub mod hint;
 pub mod info;
+pub mod interview;
 pub mod list;
-pub mod questions;
-pub mod quiz;
+pub mod messages;
 pub mod reset;
+pub mod screen;
 pub mod state;
 pub mod suggest;
 pub mod term;

@@ -41,7 +41,6 @@ pub fn exercises(root: &Path, course: &Course, state: &mut State) -> Result<bool
             exercise.name
         ));
     }
-    state.save()?;
     term::println(&format!(
         "\n{}  {newly_done} newly marked done, {no_longer} no longer counted.",
         term::progress_bar(state.done_count(), course.exercises.len())
