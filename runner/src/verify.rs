@@ -17,17 +17,19 @@ pub fn exercises(root: &Path, course: &Course, state: &mut State) -> Result<bool
     let reports = check_all(root, course, Package::Exercises)?;
     let mut all = true;
     let (mut newly_done, mut no_longer) = (0, 0);
+    let mut passing = Vec::new();
     for (exercise, report) in course.exercises.iter().zip(reports) {
         let checked = Checked {
             edited_checks: verdict::checks_edited(root, exercise)?,
             report,
         };
-        if checked.passed() && state.mark_done(&exercise.name) {
-            newly_done += 1;
+        match (checked.passed(), state.is_done(&exercise.name)) {
+            (true, false) => newly_done += 1,
+            (false, true) => no_longer += 1,
+            _ => {}
         }
-        // Progress is rebuilt from what passes now, whatever the file claimed.
-        if !checked.passed() && state.progress.done.remove(&exercise.name) {
-            no_longer += 1;
+        if checked.passed() {
+            passing.push(exercise.name.as_str());
         }
         all &= checked.passed();
         let note = if checked.edited_checks && checked.report.verdict == Verdict::Passed {
@@ -41,6 +43,8 @@ pub fn exercises(root: &Path, course: &Course, state: &mut State) -> Result<bool
             exercise.name
         ));
     }
+    // Progress is rebuilt from what passes now, whatever the file claimed.
+    state.rebuild_from(passing);
     term::println(&format!(
         "\n{}  {newly_done} newly marked done, {no_longer} no longer counted.",
         term::progress_bar(state.done_count(), course.exercises.len())
