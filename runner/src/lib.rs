@@ -1,7 +1,7 @@
 //! The asynclings runner: watches the exercises, runs their checks, gives hints, compares
 //! with the reference solutions and unlocks the next exercise.
 
-pub mod cargo;
+pub mod check;
 pub mod compare;
 pub mod dev;
 pub mod hint;
@@ -17,6 +17,9 @@ pub mod term;
 pub mod verdict;
 pub mod verify;
 pub mod watch;
+
+/// The old name of [`check`], for code written before the split.
+pub use check as cargo;
 
 use std::path::{Path, PathBuf};
 

@@ -6,7 +6,7 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 use colored::Colorize;
 
-use runner::cargo::Cancel;
+use runner::check::Cancel;
 use runner::info::{Course, Exercise};
 use runner::interview::{self, Bank, Level, Locked, print, quiz};
 use runner::messages::RUNNER;

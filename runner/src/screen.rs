@@ -4,7 +4,7 @@
 
 use colored::Colorize;
 
-use crate::cargo::{self, Verdict};
+use crate::check::{self, Verdict};
 use crate::info::Exercise;
 use crate::term;
 use crate::verdict::{self, Checked};
@@ -21,7 +21,7 @@ pub fn compose(exercise: &Exercise, checked: &Checked, warnings: bool) -> String
         (shown.report.output, folded) = fold_warnings(&checked.report.output);
     }
     if !term::ansi() {
-        shown.report.output = cargo::strip_ansi(&shown.report.output);
+        shown.report.output = check::strip_ansi(&shown.report.output);
     }
     let rendered = verdict::render(exercise, &shown);
     let (output, verdict) = split_verdict(&rendered);
@@ -63,7 +63,7 @@ pub fn fold_warnings(output: &str) -> (String, usize) {
     let mut kept = Vec::new();
     let mut count = 0;
     for block in output.split("\n\n") {
-        let plain = cargo::strip_ansi(block);
+        let plain = check::strip_ansi(block);
         let first = plain.trim_start_matches('\n').lines().next().unwrap_or("");
         if first.starts_with("warning") {
             count += usize::from(!first.contains(" generated "));
@@ -76,7 +76,7 @@ pub fn fold_warnings(output: &str) -> (String, usize) {
 
 /// The first failing check's name and message, from libtest's output.
 pub fn first_failure(output: &str) -> Option<String> {
-    let plain = cargo::strip_ansi(output);
+    let plain = check::strip_ansi(output);
     let mut lines = plain.lines().skip_while(|l| !l.starts_with("---- "));
     let name = lines
         .next()?

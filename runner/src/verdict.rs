@@ -5,7 +5,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use colored::Colorize;
 
-use crate::cargo::{self, Cancel, Package, Report, Verdict};
+use crate::check::{self, Cancel, Package, Report, Verdict};
 use crate::info::{Course, Exercise};
 use crate::state::State;
 use crate::term;
@@ -67,7 +67,7 @@ pub fn check_exercise(
         );
     }
     let edited_checks = checks_edited(root, exercise)?;
-    let report = cargo::check(root, exercise, Package::Exercises, cancel, on_status)?;
+    let report = check::check(root, exercise, Package::Exercises, cancel, on_status)?;
     Ok(Checked {
         report,
         edited_checks,
@@ -105,7 +105,17 @@ pub fn render(exercise: &Exercise, checked: &Checked) -> String {
             "✗".red().bold(),
             exercise.clippy.join(", ")
         ),
-        Verdict::TimedOut { limit, unfinished } => timed_out(exercise, *limit, unfinished),
+        Verdict::Incomplete { finished, total } => format!(
+            "{} {name}: the checks stopped after {finished} of {total} tests: something called \
+             std::process::exit (or aborted) before the test harness could report.\n  \
+             A pass means every check ran and passed; an exit code alone proves nothing.",
+            "✗".red().bold()
+        ),
+        Verdict::TimedOut {
+            limit,
+            unfinished,
+            child_processes,
+        } => timed_out(exercise, *limit, unfinished, *child_processes),
         Verdict::Cancelled => format!("{} {name}: the check was stopped.", "·".dimmed()),
     };
     text.push_str(&line);
@@ -120,12 +130,23 @@ pub fn render(exercise: &Exercise, checked: &Checked) -> String {
     text
 }
 
-fn timed_out(exercise: &Exercise, limit: std::time::Duration, unfinished: &[String]) -> String {
-    let still = if unfinished.is_empty() {
+fn timed_out(
+    exercise: &Exercise,
+    limit: std::time::Duration,
+    unfinished: &[String],
+    child_processes: usize,
+) -> String {
+    let mut still = if unfinished.is_empty() {
         String::new()
     } else {
         format!("\n  Still running when stopped: {}.", unfinished.join(", "))
     };
+    if child_processes > 0 {
+        still.push_str(&format!(
+            "\n  The checks had started {child_processes} process(es) still running then: a child \
+             process that never exits (or is never waited for) keeps the checks from ending."
+        ));
+    }
     format!(
         "{} {}: the checks were still running after {} s of real time and were stopped.{still}\n  \
          The checks run on tokio's paused clock, so sleeps cost no real time: a real-time hang is \

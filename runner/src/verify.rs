@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::Result;
 use colored::Colorize;
 
-use crate::cargo::{self, Cancel, Package, Report, Verdict};
+use crate::check::{self, Cancel, Package, Report, Verdict};
 use crate::info::Course;
 use crate::state::State;
 use crate::term;
@@ -16,14 +16,20 @@ use crate::verdict::{self, Checked};
 pub fn exercises(root: &Path, course: &Course, state: &mut State) -> Result<bool> {
     let reports = check_all(root, course, Package::Exercises)?;
     let mut all = true;
-    let mut newly_done = 0;
+    let (mut newly_done, mut no_longer) = (0, 0);
+    let mut passing = Vec::new();
     for (exercise, report) in course.exercises.iter().zip(reports) {
         let checked = Checked {
             edited_checks: verdict::checks_edited(root, exercise)?,
             report,
         };
-        if checked.passed() && state.mark_done(&exercise.name) {
-            newly_done += 1;
+        match (checked.passed(), state.is_done(&exercise.name)) {
+            (true, false) => newly_done += 1,
+            (false, true) => no_longer += 1,
+            _ => {}
+        }
+        if checked.passed() {
+            passing.push(exercise.name.as_str());
         }
         all &= checked.passed();
         let note = if checked.edited_checks && checked.report.verdict == Verdict::Passed {
@@ -37,8 +43,10 @@ pub fn exercises(root: &Path, course: &Course, state: &mut State) -> Result<bool
             exercise.name
         ));
     }
+    // Progress is rebuilt from what passes now, whatever the file claimed.
+    state.rebuild_from(passing);
     term::println(&format!(
-        "\n{}  {newly_done} newly marked done.",
+        "\n{}  {newly_done} newly marked done, {no_longer} no longer counted.",
         term::progress_bar(state.done_count(), course.exercises.len())
     ));
     if !all {
@@ -78,7 +86,7 @@ pub fn solutions(root: &Path, course: &Course) -> Result<bool> {
 
 fn check_all(root: &Path, course: &Course, package: Package) -> Result<Vec<Report>> {
     let exercises: Vec<_> = course.exercises.iter().collect();
-    let reports = cargo::check_many(root, &exercises, package, &Cancel::default(), &mut |s| {
+    let reports = check::check_many(root, &exercises, package, &Cancel::default(), &mut |s| {
         term::status(s)
     })?;
     term::clear_status();
@@ -98,6 +106,9 @@ fn describe(verdict: &Verdict) -> String {
         Verdict::Passed => String::new(),
         Verdict::CompileError => " (does not compile)".into(),
         Verdict::ChecksFailed => " (checks fail)".into(),
+        Verdict::Incomplete { finished, total } => {
+            format!(" (the checks stopped after {finished} of {total} tests)")
+        }
         Verdict::ClippyFailed => " (clippy)".into(),
         Verdict::TimedOut { limit, .. } => format!(" (timed out after {} s)", limit.as_secs()),
         Verdict::Cancelled => " (stopped)".into(),

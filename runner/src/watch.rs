@@ -13,7 +13,7 @@ use colored::Colorize;
 use crossterm::event::{self, KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 use notify::{EventKind, RecursiveMode, Watcher};
 
-use crate::cargo::Cancel;
+use crate::check::Cancel;
 use crate::info::Course;
 use crate::state::State;
 use crate::verdict::{self, Checked};
@@ -120,6 +120,8 @@ pub fn run(root: &Path, course: &Course, state: &mut State, poll: bool) -> Resul
     if let Some(cancel) = app.running.take() {
         cancel.cancel();
     }
+    // Nothing the checks started outlives watch (see check::process for what is guaranteed).
+    crate::check::process::shutdown();
     term::clear_status();
     term::println("");
     Ok(())

@@ -334,12 +334,14 @@ fn watch_turns_green_on_save_unlocks_the_next_and_restores_the_terminal() {
 fn watch_without_a_terminal_polls_and_moves_on_by_itself() {
     let course = CourseCopy::new();
     course.progress_up_to("join_concurrently");
-    let mut child = course
-        .command(&["watch", "--poll"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
+    let mut child = support::Stopped(
+        course
+            .command(&["watch", "--poll"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let stdout = child.0.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         use std::io::BufRead;
@@ -365,8 +367,7 @@ fn watch_without_a_terminal_polls_and_moves_on_by_itself() {
     wait_for("join_concurrently passes every check");
     // No keys to press: it goes straight on to the next exercise.
     wait_for("▶ try_join_first_error");
-    child.kill().unwrap();
-    let _ = child.wait();
+    drop(child);
 }
 
 const LAZY: &str = "exercises/01_basics/lazy_futures.rs";

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 
 use super::{Problem, manifest};
-use crate::cargo::{self, Cancel, Package, Verdict};
+use crate::check::{self, Cancel, Package, Verdict};
 use crate::info::{Course, Exercise};
 use crate::verdict::checks_section;
 
@@ -218,7 +218,7 @@ fn stubs_fail(scope: &Scope, status: &mut dyn FnMut(&str)) -> Result<Vec<Problem
     if shipped.is_empty() {
         return Ok(Vec::new());
     }
-    let reports = cargo::check_many(
+    let reports = check::check_many(
         scope.root,
         &shipped,
         Package::Exercises,
@@ -252,7 +252,7 @@ fn solutions_pass(scope: &Scope, status: &mut dyn FnMut(&str)) -> Result<Vec<Pro
     if present.is_empty() {
         return Ok(Vec::new());
     }
-    let reports = cargo::check_many(
+    let reports = check::check_many(
         scope.root,
         &present,
         Package::Solutions,
@@ -264,7 +264,7 @@ fn solutions_pass(scope: &Scope, status: &mut dyn FnMut(&str)) -> Result<Vec<Pro
         .zip(reports)
         .filter(|(_, r)| r.verdict != Verdict::Passed)
         .map(|(e, r)| {
-            let output = cargo::strip_ansi(&r.output);
+            let output = check::strip_ansi(&r.output);
             let tail: Vec<&str> = output.lines().rev().take(30).collect();
             let tail: Vec<&str> = tail.into_iter().rev().collect();
             Problem::new(

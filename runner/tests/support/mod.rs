@@ -142,6 +142,33 @@ fn copy_tree(from: &Path, to: &Path) {
     }
 }
 
+/// Ends `child` the way a learner's terminal would (SIGTERM, so the runner can stop its
+/// checks), then for sure (SIGKILL); waits for it.
+pub fn stop(child: &mut Child) {
+    if child.try_wait().ok().flatten().is_some() {
+        return;
+    }
+    if let Ok(pid) = i32::try_from(child.id()) {
+        // SAFETY: kill(2) has no memory-safety preconditions.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+    }
+    let start = Instant::now();
+    while child.try_wait().ok().flatten().is_none() && start.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// A child that is stopped when the test ends, passed or failed.
+pub struct Stopped(pub Child);
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        stop(&mut self.0);
+    }
+}
+
 /// Text of a command's output, both streams.
 pub fn text(output: &Output) -> String {
     format!(
@@ -281,6 +308,13 @@ impl Pty {
     }
 }
 
+impl Drop for Pty {
+    /// A failed test must not leave `runner watch` behind.
+    fn drop(&mut self) {
+        stop(&mut self.child);
+    }
+}
+
 fn strip(text: &str) -> String {
-    runner::cargo::strip_ansi(text).replace('\r', "")
+    runner::check::strip_ansi(text).replace('\r', "")
 }
