@@ -12,6 +12,7 @@ pub mod reset;
 pub mod state;
 pub mod suggest;
 pub mod term;
+pub mod timeline;
 pub mod verdict;
 pub mod verify;
 pub mod watch;

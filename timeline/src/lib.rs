@@ -46,11 +46,14 @@
 //! # }
 //! ```
 
+#[cfg(feature = "record")]
 use std::cell::RefCell;
 use std::fmt;
+#[cfg(feature = "record")]
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+#[cfg(feature = "record")]
 use tokio::time::Instant;
 
 pub mod draw;
@@ -66,23 +69,27 @@ pub struct Event {
     pub end: Option<Duration>,
 }
 
+#[cfg(feature = "record")]
 /// A shared recording; clones record into the same timeline.
 #[derive(Clone)]
 pub struct Timeline {
     inner: Arc<Mutex<Recording>>,
 }
 
+#[cfg(feature = "record")]
 struct Recording {
     origin: Instant,
     events: Vec<Event>,
 }
 
+#[cfg(feature = "record")]
 impl Default for Timeline {
     fn default() -> Self {
         Self::new()
     }
 }
 
+#[cfg(feature = "record")]
 impl fmt::Debug for Timeline {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Timeline")
@@ -91,6 +98,7 @@ impl fmt::Debug for Timeline {
     }
 }
 
+#[cfg(feature = "record")]
 impl Timeline {
     /// A timeline whose zero is now, on tokio's clock (the paused clock in the checks).
     pub fn new() -> Self {
@@ -160,6 +168,7 @@ impl Timeline {
     }
 }
 
+#[cfg(feature = "record")]
 /// Ends its span when dropped.
 #[must_use = "the span ends when this guard is dropped: bind it with `let _span = ...`"]
 pub struct SpanGuard {
@@ -167,6 +176,7 @@ pub struct SpanGuard {
     index: usize,
 }
 
+#[cfg(feature = "record")]
 impl Drop for SpanGuard {
     fn drop(&mut self) {
         let Some(timeline) = &self.timeline else {
@@ -180,16 +190,19 @@ impl Drop for SpanGuard {
     }
 }
 
+#[cfg(feature = "record")]
 thread_local! {
     static CURRENT: RefCell<Option<Timeline>> = const { RefCell::new(None) };
 }
 
+#[cfg(feature = "record")]
 /// Puts back the previously installed timeline when dropped.
 #[must_use = "the timeline is uninstalled when this guard is dropped: bind it with `let _installed = ...`"]
 pub struct Installed {
     previous: Option<Timeline>,
 }
 
+#[cfg(feature = "record")]
 impl Drop for Installed {
     fn drop(&mut self) {
         let previous = self.previous.take();
@@ -197,10 +210,12 @@ impl Drop for Installed {
     }
 }
 
+#[cfg(feature = "record")]
 fn current() -> Option<Timeline> {
     CURRENT.with(|current| current.borrow().clone())
 }
 
+#[cfg(feature = "record")]
 /// Starts an interval on `row` in the timeline installed on this thread (see
 /// [`Timeline::install`]); with none installed, records nothing.
 pub fn span(row: impl Into<String>) -> SpanGuard {
@@ -213,6 +228,7 @@ pub fn span(row: impl Into<String>) -> SpanGuard {
     }
 }
 
+#[cfg(feature = "record")]
 /// A zero-length event on `row` in the timeline installed on this thread, if any.
 pub fn mark(row: impl Into<String>) {
     if let Some(timeline) = current() {
