@@ -165,7 +165,7 @@ mod tests {
             start.elapsed(),
             Duration::from_millis(400),
             "10 requests of 100 ms, 3 at a time, take ceil(10 / 3) = 4 rounds = 400 ms\n{}",
-            server.timeline.picture("3 at once, 4 rounds of 100 ms: 400 ms")
+            server.timeline.picture("3 at once, 4 rounds: 400 ms")
         );
     }
 

@@ -30,8 +30,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use tokio::sync::Semaphore;
 use timeline::Timeline;
+use tokio::sync::Semaphore;
 use tokio::time::sleep;
 
 /// A pretend remote server. It counts the requests it is serving at once: the number a
@@ -181,7 +181,7 @@ mod tests {
             start.elapsed(),
             Duration::from_millis(400),
             "10 requests of 100 ms, 3 at a time, take ceil(10 / 3) = 4 rounds = 400 ms\n{}",
-            server.timeline.picture("3 at once, 4 rounds of 100 ms: 400 ms")
+            server.timeline.picture("3 at once, 4 rounds: 400 ms")
         );
     }
 
