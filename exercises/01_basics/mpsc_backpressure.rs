@@ -26,6 +26,7 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
+use timeline::Timeline;
 use tokio::sync::mpsc;
 use tokio::time::sleep;
 
@@ -33,6 +34,8 @@ use tokio::time::sleep;
 pub struct Disk {
     write_ms: u64,
     written: Mutex<Vec<u32>>,
+    /// What ran when: a failing check draws it.
+    timeline: Timeline,
 }
 
 impl Disk {
@@ -40,10 +43,12 @@ impl Disk {
         Disk {
             write_ms,
             written: Mutex::new(Vec::new()),
+            timeline: Timeline::new(),
         }
     }
 
     pub async fn write(&self, record: u32) {
+        let _span = self.timeline.span("disk write");
         sleep(Duration::from_millis(self.write_ms)).await;
         self.written.lock().unwrap().push(record);
     }
@@ -204,7 +209,8 @@ mod tests {
         assert_eq!(
             start.elapsed(),
             Duration::from_millis(500),
-            "50 writes of 10 ms, the disk never idle, take 500 ms"
+            "50 writes of 10 ms, the disk never idle, take 500 ms\n{}",
+            disk.timeline.picture("back to back: 500 ms")
         );
     }
 

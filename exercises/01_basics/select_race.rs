@@ -118,6 +118,7 @@ mod tests {
     use proptest::prelude::*;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
+    use timeline::Timeline;
     use tokio::time::Instant;
 
     /// Sets its flag when dropped: proof that a future was really dropped.
@@ -147,6 +148,7 @@ mod tests {
         let finished = Arc::clone(&tracked.finished);
         let future = async move {
             let _flag = flag;
+            let _span = timeline::span(value);
             sleep(Duration::from_millis(ms)).await;
             finished.store(true, Ordering::SeqCst);
             value
@@ -156,6 +158,10 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn the_faster_replica_wins_and_the_primary_is_dropped_at_once() {
+        const EXPECTED: &str =
+            "both start at 0 ms; at 100 ms the replica answers, the primary is dropped";
+        let timeline = Timeline::new();
+        let _recording = timeline.install();
         let (primary, primary_state) = request(300, "primary");
         let (replica, _) = request(100, "replica");
         let start = Instant::now();
@@ -164,16 +170,19 @@ mod tests {
         assert_eq!(
             start.elapsed(),
             Duration::from_millis(100),
-            "the race should end when the replica answers at 100 ms, not wait for the primary"
+            "the race should end when the replica answers at 100 ms, not wait for the primary\n{}",
+            timeline.picture(EXPECTED)
         );
         assert!(
             primary_state.dropped.load(Ordering::SeqCst),
-            "the losing primary request must be dropped by the time first_answer returns"
+            "the losing primary request must be dropped by the time first_answer returns\n{}",
+            timeline.picture(EXPECTED)
         );
         sleep(Duration::from_secs(1)).await;
         assert!(
             !primary_state.finished.load(Ordering::SeqCst),
-            "the losing primary request kept running and finished later: it must be cancelled"
+            "the losing primary request kept running and finished later: it must be cancelled\n{}",
+            timeline.picture(EXPECTED)
         );
     }
 

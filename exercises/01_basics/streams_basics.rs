@@ -31,6 +31,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use futures::stream::{self, Stream, StreamExt};
+use timeline::Timeline;
 use tokio::time::sleep;
 
 /// Latency of one page request.
@@ -65,6 +66,8 @@ pub struct Api {
     page_size: usize,
     slow: Arc<HashSet<u32>>,
     counters: Arc<Counters>,
+    /// What ran when: a failing check draws it.
+    timeline: Timeline,
 }
 
 impl Api {
@@ -75,6 +78,7 @@ impl Api {
             page_size,
             slow: Arc::default(),
             counters: Arc::default(),
+            timeline: Timeline::new(),
         }
     }
 
@@ -87,6 +91,7 @@ impl Api {
     /// The page starting at `start` (an index into the ids; the first page starts at 0).
     pub async fn fetch_page(&self, start: usize) -> Page {
         self.counters.pages_fetched.fetch_add(1, Ordering::SeqCst);
+        let _span = self.timeline.span(format!("page from {start}"));
         sleep(PAGE_LATENCY).await;
         let end = (start + self.page_size).min(self.total as usize);
         let ids = (start..end).map(|i| i as u32 + 1).collect();
@@ -97,6 +102,7 @@ impl Api {
     pub async fn fetch_detail(&self, id: u32) -> Detail {
         let now = self.counters.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         self.counters.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        let _span = self.timeline.span(format!("detail {id}"));
         let latency = if self.slow.contains(&id) {
             DETAIL_LATENCY * 3
         } else {
@@ -235,12 +241,14 @@ mod tests {
         assert_eq!(
             api.max_in_flight(),
             4,
-            "at most (and at best) `limit` detail requests should run at once"
+            "at most (and at best) `limit` detail requests should run at once\n{}",
+            api.timeline.picture("4 at once: 3 rounds of 100 ms")
         );
         assert_eq!(
             start.elapsed(),
             DETAIL_LATENCY * 3,
-            "10 requests, 4 at a time, 100 ms each: 3 rounds"
+            "10 requests, 4 at a time, 100 ms each: 3 rounds\n{}",
+            api.timeline.picture("4 at once: 3 rounds of 100 ms")
         );
         details.sort_by_key(|d| d.id);
         let ids: Vec<u32> = details.iter().map(|d| d.id).collect();
@@ -259,7 +267,10 @@ mod tests {
         assert_eq!(
             start.elapsed(),
             DETAIL_LATENCY * 4,
-            "2 slots: id 1 (300 ms) in one, ids 2..=5 one after another in the other = 400 ms; longer means a free slot waited for the slow first id (buffered), shorter means no limit"
+            "2 slots: id 1 (300 ms) in one, ids 2..=5 one after another in the other = 400 ms; longer means a free slot waited for the slow first id (buffered), shorter means no limit\n{}",
+            api.timeline.picture(
+                "detail 1 holds one slot for 300 ms; 2..=5 follow each other in the other"
+            )
         );
     }
 

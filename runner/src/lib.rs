@@ -14,6 +14,7 @@ pub mod screen;
 pub mod state;
 pub mod suggest;
 pub mod term;
+pub mod timeline;
 pub mod verdict;
 pub mod verify;
 pub mod watch;

@@ -78,7 +78,8 @@ pub fn check_exercise(
 pub fn render(exercise: &Exercise, checked: &Checked) -> String {
     let name = exercise.name.bold();
     let full = Package::Exercises.test_command(exercise);
-    let mut text = term::cut_long(&checked.report.output, term::MAX_LINES, &full);
+    let output = crate::timeline::redraw(&checked.report.output);
+    let mut text = term::cut_long(&output, term::MAX_LINES, &full);
     if !text.is_empty() && !text.ends_with('\n') {
         text.push('\n');
     }

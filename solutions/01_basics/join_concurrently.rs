@@ -25,6 +25,8 @@ use tokio::time::sleep;
 
 /// A pretend network call that answers after `latency_ms`.
 async fn fetch(what: &str, latency_ms: u64) -> String {
+    // Records the call on the check's timeline (a failing check draws what ran when).
+    let _span = timeline::span(what);
     sleep(Duration::from_millis(latency_ms)).await;
     format!("{what}: ok")
 }
@@ -70,16 +72,20 @@ mod tests {
     // - mixing up the dashboard's fields: the values are compared.
     use super::*;
     use proptest::prelude::*;
+    use timeline::Timeline;
     use tokio::time::Instant;
 
     #[tokio::test(start_paused = true)]
     async fn dashboard_waits_for_the_longest_call_not_the_sum() {
+        let timeline = Timeline::new();
+        let _recording = timeline.install();
         let start = Instant::now();
         let dashboard = load_dashboard().await;
         assert_eq!(
             start.elapsed(),
             Duration::from_millis(300),
-            "three calls of 300, 200 and 100 ms run together should take 300 ms"
+            "three calls of 300, 200 and 100 ms run together should take 300 ms\n{}",
+            timeline.picture("all three start at 0 ms: 300 ms in all, not 600")
         );
         assert_eq!(
             dashboard,
@@ -93,9 +99,16 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn prices_keep_input_order_even_when_the_first_is_slowest() {
+        let timeline = Timeline::new();
+        let _recording = timeline.install();
         let start = Instant::now();
         let prices = fetch_prices(&[("apple", 300), ("pear", 200), ("plum", 100)]).await;
-        assert_eq!(start.elapsed(), Duration::from_millis(300));
+        assert_eq!(
+            start.elapsed(),
+            Duration::from_millis(300),
+            "three prices of 300, 200 and 100 ms fetched together should take 300 ms\n{}",
+            timeline.picture("all three start at 0 ms: 300 ms in all, not 600")
+        );
         assert_eq!(prices, ["apple: ok", "pear: ok", "plum: ok"]);
     }
 

@@ -108,6 +108,7 @@ mod tests {
     use proptest::prelude::*;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
+    use timeline::Timeline;
     use tokio::time::Instant;
 
     /// Counts jobs that ran to their end, and job futures that were dropped (finished or not).
@@ -115,6 +116,7 @@ mod tests {
     struct Tally {
         finished: Arc<AtomicUsize>,
         dropped: Arc<AtomicUsize>,
+        timeline: Timeline,
     }
 
     struct DropCount(Arc<AtomicUsize>);
@@ -141,8 +143,10 @@ mod tests {
         ) -> impl Future<Output = Result<u64, u64>> + Send + 'static {
             let finished = Arc::clone(&self.finished);
             let guard = DropCount(Arc::clone(&self.dropped));
+            let timeline = self.timeline.clone();
             async move {
                 let _guard = guard;
+                let _span = timeline.span(format!("job {ms} ms"));
                 sleep(Duration::from_millis(ms)).await;
                 finished.fetch_add(1, Ordering::SeqCst);
                 if fails { Err(ms) } else { Ok(ms) }
@@ -164,7 +168,8 @@ mod tests {
         assert_eq!(
             start.elapsed(),
             Duration::from_millis(300),
-            "the jobs run at once: 300 ms"
+            "the jobs run at once: 300 ms\n{}",
+            tally.timeline.picture("all four start at 0 ms: 300 ms")
         );
     }
 
@@ -183,6 +188,8 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn until_first_failure_returns_the_error_at_once_and_stops_the_rest() {
+        const EXPECTED: &str =
+            "all five start at 0 ms; at 200 ms one fails and the rest are stopped";
         let tally = Tally::default();
         let jobs = vec![
             tally.job(500, false),
@@ -201,7 +208,8 @@ mod tests {
         assert_eq!(
             start.elapsed(),
             Duration::from_millis(200),
-            "return as soon as the first error happens, at 200 ms, not after the other jobs"
+            "return as soon as the first error happens, at 200 ms, not after the other jobs\n{}",
+            tally.timeline.picture(EXPECTED)
         );
         assert_eq!(
             tally.finished(),
@@ -213,7 +221,8 @@ mod tests {
             tally.finished(),
             2,
             "jobs kept running after the failure and finished later: abort them (a dropped \
-             JoinHandle does not stop its task; a JoinSet's abort_all or shutdown does)"
+             JoinHandle does not stop its task; a JoinSet's abort_all or shutdown does)\n{}",
+            tally.timeline.picture(EXPECTED)
         );
         assert_eq!(
             tally.dropped(),

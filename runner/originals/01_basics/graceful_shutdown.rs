@@ -63,6 +63,8 @@ async fn run_job(job: Job, stats: &Stats) {
     }
 
     stats.started.fetch_add(1, SeqCst);
+    // Records the job on the check's timeline (a failing check draws what ran when).
+    let _span = timeline::span(format!("job {}", job.id));
     let unfinished = Unfinished(&stats.abandoned);
     sleep(job.work).await;
     std::mem::forget(unfinished);
@@ -159,6 +161,7 @@ mod tests {
     // - a signal that can be missed (e.g. `Notify::notify_waiters` before the workers
     //   wait), or `stop.send(true).unwrap()` when the workers are already gone.
     use super::*;
+    use timeline::Timeline;
     use tokio::time::Instant;
 
     async fn bounded<T>(fut: impl Future<Output = T>) -> T {
@@ -195,17 +198,23 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn in_flight_jobs_finish_and_no_new_job_starts_after_the_signal() {
+        const EXPECTED: &str =
+            "8 jobs at once; those in hand at the signal (150 ms) end at 200 ms, no new one starts";
+        let timeline = Timeline::new();
+        let _recording = timeline.install();
         let stats = Arc::new(Stats::default());
         let (_tx, rx) = queue(&[100; 40]);
         let pool = Pool::start(8, rx, stats.clone());
         // 8 jobs run from 0 to 100 ms, 8 more from 100 to 200 ms.
         sleep(ms(150)).await;
         let signal = Instant::now();
+        timeline.mark("signal");
         let report = bounded(pool.shutdown(Duration::from_secs(1))).await;
         assert_eq!(
             signal.elapsed(),
             ms(50),
-            "the jobs in hand end 50 ms after the signal; shutdown should return right then"
+            "the jobs in hand end 50 ms after the signal; shutdown should return right then\n{}",
+            timeline.picture(EXPECTED)
         );
         assert_eq!(
             report,
@@ -216,11 +225,18 @@ mod tests {
         );
         let [started, finished, abandoned, cleaned_up] = counts(&stats);
         assert_eq!(
-            abandoned, 0,
-            "jobs in hand when the signal came were cut short"
+            abandoned,
+            0,
+            "jobs in hand when the signal came were cut short\n{}",
+            timeline.picture(EXPECTED)
         );
         assert_eq!(finished, 16, "the 8 jobs in hand at the signal must finish");
-        assert_eq!(started, 16, "a worker took a new job after the signal");
+        assert_eq!(
+            started,
+            16,
+            "a worker took a new job after the signal\n{}",
+            timeline.picture(EXPECTED)
+        );
         assert_eq!(
             cleaned_up, 8,
             "every worker's cleanup must have run when shutdown returns"

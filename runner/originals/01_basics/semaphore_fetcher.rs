@@ -33,6 +33,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use timeline::Timeline;
 use tokio::time::sleep;
 
 /// A pretend remote server. It counts the requests it is serving at once: the number a
@@ -41,6 +42,8 @@ use tokio::time::sleep;
 pub struct Server {
     in_flight: Arc<AtomicUsize>,
     peak: Arc<AtomicUsize>,
+    /// What ran when: a failing check draws it.
+    timeline: Timeline,
 }
 
 /// Counts a request as finished when dropped, even if the request is cancelled.
@@ -58,6 +61,7 @@ impl Server {
         let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
         self.peak.fetch_max(now, Ordering::SeqCst);
         let _in_flight = InFlight(Arc::clone(&self.in_flight));
+        let _span = self.timeline.span(path);
         sleep(Duration::from_millis(delay_ms)).await;
         format!("{path}: 200 OK")
     }
@@ -139,8 +143,9 @@ mod tests {
         assert!(
             server.peak_in_flight() <= 3,
             "the server saw {} requests at once, but the limit is 3: is every request \
-             holding a permit for as long as it runs?",
-            server.peak_in_flight()
+             holding a permit for as long as it runs?\n{}",
+            server.peak_in_flight(),
+            server.timeline.picture("up to 3 at once")
         );
     }
 
@@ -152,7 +157,8 @@ mod tests {
         assert_eq!(
             server.peak_in_flight(),
             3,
-            "with 10 requests and a limit of 3, three requests should run at once"
+            "with 10 requests and a limit of 3, three requests should run at once\n{}",
+            server.timeline.picture("3 at once, 10 × 100 ms in 400 ms")
         );
     }
 
@@ -165,7 +171,8 @@ mod tests {
         assert_eq!(
             start.elapsed(),
             Duration::from_millis(400),
-            "10 requests of 100 ms, 3 at a time, take ceil(10 / 3) = 4 rounds = 400 ms"
+            "10 requests of 100 ms, 3 at a time, take ceil(10 / 3) = 4 rounds = 400 ms\n{}",
+            server.timeline.picture("3 at once, 4 rounds: 400 ms")
         );
     }
 
@@ -183,7 +190,10 @@ mod tests {
         assert_eq!(
             start.elapsed(),
             Duration::from_millis(1000),
-            "a request should start as soon as a permit is free, not when a whole batch is done"
+            "a request should start as soon as a permit is free, not when a whole batch is done\n{}",
+            server.timeline.picture(
+                "/page/0 holds one permit for 1000 ms; the other serves /page/1..9 one after another"
+            )
         );
         assert_eq!(pages, expected_pages(10));
     }

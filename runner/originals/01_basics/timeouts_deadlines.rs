@@ -132,6 +132,7 @@ mod tests {
     use proptest::prelude::*;
     use std::cell::RefCell;
     use std::future::pending;
+    use timeline::Timeline;
 
     /// A server whose step latencies the checks choose (`None`: never answers), and
     /// which logs when each step starts, finishes, or is dropped before finishing.
@@ -139,6 +140,7 @@ mod tests {
         latency_ms: [Option<u64>; 3],
         log: RefCell<Vec<String>>,
         last_request: String,
+        timeline: Timeline,
     }
 
     /// Logs "<step> dropped" if the step's future is dropped before it finished.
@@ -162,6 +164,7 @@ mod tests {
                 latency_ms: [connect, send, read],
                 log: RefCell::new(Vec::new()),
                 last_request: String::new(),
+                timeline: Timeline::new(),
             }
         }
 
@@ -172,6 +175,7 @@ mod tests {
                 step,
                 finished: false,
             };
+            let _span = self.timeline.span(step);
             match self.latency_ms[index] {
                 Some(ms) => sleep(Duration::from_millis(ms)).await,
                 None => pending::<()>().await,
@@ -220,7 +224,8 @@ mod tests {
         assert_eq!(
             start.elapsed(),
             ms(100),
-            "a reply in 100 ms should come back at 100 ms"
+            "a reply in 100 ms should come back at 100 ms\n{}",
+            server.timeline.picture("done by 100 ms")
         );
     }
 
@@ -237,7 +242,8 @@ mod tests {
         assert_eq!(
             start.elapsed(),
             ms(150),
-            "the read should give up at exactly the limit"
+            "the read should give up at exactly the limit\n{}",
+            server.timeline.picture("done by 150 ms")
         );
         assert_eq!(
             server.log(),
@@ -264,7 +270,8 @@ mod tests {
         assert_eq!(
             start.elapsed(),
             ms(250),
-            "three steps of 100, 50 and 100 ms take 250 ms"
+            "three steps of 100, 50 and 100 ms take 250 ms\n{}",
+            server.timeline.picture("done by 250 ms")
         );
         assert_eq!(
             server.log(),
@@ -294,7 +301,8 @@ mod tests {
         assert_eq!(
             start.elapsed(),
             ms(300),
-            "the request must give up at the deadline, 300 ms"
+            "the request must give up at the deadline, 300 ms\n{}",
+            server.timeline.picture("done by 300 ms")
         );
         assert_eq!(
             server.log(),
@@ -354,7 +362,8 @@ mod tests {
             assert_eq!(
                 start.elapsed(),
                 ms(100),
-                "a server that never answers times out at the deadline"
+                "a server that never answers times out at the deadline\n{}",
+                server.timeline.picture("done by 100 ms")
             );
             assert_eq!(TimedOut(step).to_string(), format!("{step:?} timed out"));
         }

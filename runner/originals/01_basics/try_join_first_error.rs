@@ -25,6 +25,7 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
+use timeline::Timeline;
 use tokio::time::sleep;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,6 +66,8 @@ pub struct Backends {
     stock: Plan,
     fraud: Plan,
     log: Mutex<Vec<String>>,
+    /// What ran when: a failing check draws it.
+    timeline: Timeline,
 }
 
 impl Backends {
@@ -74,6 +77,7 @@ impl Backends {
             stock,
             fraud,
             log: Mutex::new(Vec::new()),
+            timeline: Timeline::new(),
         }
     }
 
@@ -108,6 +112,7 @@ impl Backends {
         error: CheckoutError,
     ) -> Result<T, CheckoutError> {
         let mut call = Call::start(self, name);
+        let _span = self.timeline.span(name);
         sleep(Duration::from_millis(plan.after_ms)).await;
         if plan.fails {
             call.end("failed");
@@ -224,7 +229,10 @@ mod tests {
         assert_eq!(
             start.elapsed(),
             Duration::from_millis(300),
-            "calls of 300, 200 and 100 ms run together should take 300 ms"
+            "calls of 300, 200 and 100 ms run together should take 300 ms\n{}",
+            backends
+                .timeline
+                .picture("all three start at 0 ms: 300 ms in all")
         );
         assert_eq!(
             order,
@@ -250,7 +258,10 @@ mod tests {
         assert_eq!(
             start.elapsed(),
             Duration::from_millis(100),
-            "the checkout must fail as soon as the first call fails, at 100 ms"
+            "the checkout must fail as soon as the first call fails, at 100 ms\n{}",
+            backends.timeline.picture(
+                "all three start at 0 ms; fraud fails at 100 ms, the others are dropped then"
+            )
         );
     }
 
@@ -263,7 +274,10 @@ mod tests {
         assert_eq!(
             start.elapsed(),
             Duration::from_millis(50),
-            "the checkout must fail as soon as the stock call fails, at 50 ms"
+            "the checkout must fail as soon as the stock call fails, at 50 ms\n{}",
+            backends.timeline.picture(
+                "all three start at 0 ms; stock fails at 50 ms, the others are dropped then"
+            )
         );
         assert_eq!(
             ending(&backends, "stock").as_deref(),
@@ -277,8 +291,11 @@ mod tests {
                 Some("dropped"),
                 "the {service} call was still running when the stock call failed: it must \
                  have been started at once, and dropped (cancelled) when the checkout failed; \
-                 log: {:?}",
-                backends.log()
+                 log: {:?}\n{}",
+                backends.log(),
+                backends.timeline.picture(
+                    "all three start at 0 ms; stock fails at 50 ms, the others are dropped then"
+                )
             );
         }
 
@@ -303,7 +320,10 @@ mod tests {
         assert_eq!(
             start.elapsed(),
             Duration::from_millis(300),
-            "calls of 100, 200 and 300 ms run together, the last one failing, take 300 ms"
+            "calls of 100, 200 and 300 ms run together, the last one failing, take 300 ms\n{}",
+            backends
+                .timeline
+                .picture("all three start at 0 ms; fraud fails at 300 ms")
         );
         assert_eq!(ending(&backends, "pricing").as_deref(), Some("ok"));
         assert_eq!(ending(&backends, "stock").as_deref(), Some("ok"));
