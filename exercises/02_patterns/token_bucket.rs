@@ -17,6 +17,7 @@
 //!   for. The first caller in line holds the lock while it sleeps until the next token;
 //!   everyone else queues behind it, first come, first served. A caller that gives up
 //!   (its future is dropped) leaves the line without taking a token.
+//!
 //! (Python: `aiolimiter.AsyncLimiter(rate, period)` and `async with limiter:`.)
 //!
 //! ## Your job
