@@ -366,7 +366,7 @@ mod tests {
         fn the_breaker_follows_the_model(
             threshold in 1u32..4,
             cool_down_ms in 1u64..1_500,
-            steps in prop::collection::vec(step(), 1..120),
+            steps in prop::collection::vec(step(), 1..80),
         ) {
             let cool_down = Duration::from_millis(cool_down_ms);
             let runtime = tokio::runtime::Builder::new_current_thread()

@@ -331,7 +331,7 @@ mod tests {
         #[test]
         fn the_bus_follows_the_model(
             capacity in 1usize..4,
-            steps in prop::collection::vec(step(), 1..60),
+            steps in prop::collection::vec(step(), 1..40),
         ) {
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_time()
