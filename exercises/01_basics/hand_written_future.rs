@@ -7,11 +7,15 @@
 //! wake-up). The runtime never polls "just in case". Waking on every poll to be safe is the
 //! opposite bug: a busy loop that burns a core while nothing changes.
 //!
-//! A task may be polled again with a *different* waker (it moved to another worker, or a
-//! `select!` polls it from a new place), so the future keeps the *latest* waker; the one it
-//! stored before may be stale. `Waker::will_wake` says whether a clone is needed.
+//! A future may be polled again with a *different* waker, so it keeps the *latest* one; the
+//! one it stored before may be stale. Not because its task moved to another worker (a tokio
+//! waker belongs to the task) nor because of `select!` (it passes the task's own `Context`
+//! down), but when the future itself moves to another task, or sits under a combinator that
+//! gives each child its own waker (`FuturesUnordered`). `Waker::will_wake` says whether a
+//! clone is needed.
 //! This is the classic senior interview question: "write a future by hand".
-//! (Python: an `asyncio.Event`'s `wait()`; what `Future.add_done_callback` does underneath.)
+//! (Python: `fut = loop.create_future()`, awaited until someone calls `fut.set_result(...)`,
+//! which wakes the awaiters through the future's done-callbacks.)
 //!
 //! ## Your job
 //! Implement `Signal::set` and `Future for Flag`: `Flag` is pending until `set` is called

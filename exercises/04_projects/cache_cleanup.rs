@@ -285,7 +285,7 @@ mod tests {
     // (a sweeper that holds an `Arc` and outlives the cache, a `Weak` upgraded once for good,
     // a sweeper that runs once, sweeps before its first period or never, a `tokio::sync::Mutex`
     // locked with `blocking_lock`, a `get` that does not go through the shared cache), and
-    // steps 1 and 2's (see `lru_cache`, `ttl_cache`).
+    // steps 1 and 2's (see `cache_lru`, `cache_expiry`).
     use super::*;
     use tokio::runtime::Handle;
     use tokio::time::sleep;

@@ -95,6 +95,8 @@ enum DevCommand {
         #[arg(long)]
         force: bool,
     },
+    /// Build and run the corpus of wrong and right solutions (of every exercise, or one)
+    Corpus { name: Option<String> },
 }
 
 #[derive(Subcommand)]
@@ -264,6 +266,11 @@ fn dev(root: &Path, course: &Course, command: DevCommand) -> Result<bool> {
                 runner!("dev check")
             ));
             Ok(true)
+        }
+        DevCommand::Corpus { name } => {
+            let started = std::time::Instant::now();
+            let outcome = runner::dev::corpus::run(root, course, name.as_deref())?;
+            Ok(runner::dev::corpus::report(&outcome, started.elapsed()))
         }
         DevCommand::Sync { force } => {
             let changed = runner::dev::sync::run(root, course, force)?;

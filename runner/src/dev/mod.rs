@@ -3,6 +3,7 @@
 //! scaffolds an exercise.
 
 pub mod check;
+pub mod corpus;
 pub mod manifest;
 pub mod new;
 pub mod sync;

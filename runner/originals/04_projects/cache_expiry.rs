@@ -172,11 +172,11 @@ async fn main() {
 
 #[cfg(test)]
 mod tests {
-    // What these checks reject: the wrong solutions of `corpus/04_projects/ttl_cache.toml`
+    // What these checks reject: the wrong solutions of `corpus/04_projects/cache_expiry.toml`
     // (expired values served, `std::time::Instant`, alive one tick too long, a `get` that
     // extends the TTL, an update that keeps the old expiry, an expired entry counted as a hit
     // or left in place, a purge that removes live entries or forgets the use order), and
-    // step 1's (see `lru_cache`).
+    // step 1's (see `cache_lru`).
     use super::*;
     use proptest::prelude::*;
     use tokio::time::advance;

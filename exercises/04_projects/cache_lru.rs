@@ -6,7 +6,7 @@
 //! has touched for the longest time: recently used entries are the likeliest to be used again.
 //! Every production cache also counts hits, misses and evictions: a hit rate that drops, or
 //! evictions that climb, is how you learn the capacity is too small.
-//! (Python: `functools.lru_cache(maxsize=n)` and its `cache_info()`; `cachetools.LRUCache`.)
+//! (Python: `functools.cache_lru(maxsize=n)` and its `cache_info()`; `cachetools.LRUCache`.)
 //!
 //! This project builds one cache in three steps: LRU and statistics (here), expiry on tokio's
 //! clock, then a background cleanup task and concurrent access from many tasks. This step is
@@ -104,7 +104,7 @@ fn main() {
 
 #[cfg(test)]
 mod tests {
-    // What these checks reject: the wrong solutions of `corpus/04_projects/lru_cache.toml`
+    // What these checks reject: the wrong solutions of `corpus/04_projects/cache_lru.toml`
     // (evicting the most recent entry, first-in-first-out eviction, an update that evicts,
     // a get that does not refresh, one entry too many, uncounted evictions, a miss counted
     // as a hit, `contains_key` that counts as a use).
