@@ -428,7 +428,7 @@ fn unescape(text: &str) -> String {
 pub fn encode(events: &[Event], expected: &str) -> String {
     fn time(t: Duration) -> String {
         let micros = t.as_micros();
-        if micros % 1000 == 0 {
+        if micros.is_multiple_of(1000) {
             (micros / 1000).to_string()
         } else {
             format!("{}.{:03}", micros / 1000, micros % 1000)
