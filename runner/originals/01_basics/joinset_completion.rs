@@ -256,16 +256,17 @@ mod tests {
         }
     }
 
-    fn panicking_job<T>(ms: u64) -> impl Future<Output = T> + Send + 'static {
-        async move {
-            sleep(Duration::from_millis(ms)).await;
-            panic!("job exploded")
-        }
+    async fn panicking_job<T>(ms: u64) -> T {
+        sleep(Duration::from_millis(ms)).await;
+        panic!("job exploded")
     }
+
+    /// Jobs of different kinds in one list.
+    type BoxedJob<T> = std::pin::Pin<Box<dyn Future<Output = T> + Send>>;
 
     #[tokio::test(start_paused = true)]
     async fn as_completed_lets_a_jobs_panic_propagate_unchanged() {
-        let jobs: Vec<std::pin::Pin<Box<dyn Future<Output = u64> + Send>>> = vec![
+        let jobs: Vec<BoxedJob<u64>> = vec![
             Box::pin(async { 1 }),
             Box::pin(panicking_job(10)),
             Box::pin(async { 3 }),
@@ -281,7 +282,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn until_first_failure_lets_a_jobs_panic_propagate_unchanged() {
         let tally = Tally::default();
-        let jobs: Vec<std::pin::Pin<Box<dyn Future<Output = Result<u64, u64>> + Send>>> = vec![
+        let jobs: Vec<BoxedJob<Result<u64, u64>>> = vec![
             Box::pin(tally.job(50, false)),
             Box::pin(panicking_job(10)),
             Box::pin(tally.job(30, false)),
