@@ -14,9 +14,15 @@
 //! that no branch starves). When the order matters, write `biased;` first: the branches are
 //! then tried top to bottom. Shutdown must beat a busy inbox, or a loaded service never stops.
 //!
-//! A future used in a loop of `select!`s must survive from one iteration to the next: pin it
-//! once (`std::pin::pin!`) before the loop and select on `&mut` it. `mpsc::Receiver::recv` is
-//! cancel-safe: when another branch wins, no message is lost.
+//! What `serve` needs of pinning (`hand_written_future`, later, shows why it exists): a
+//! future written in a branch (`inbox.recv()`) is made afresh on every pass of the loop,
+//! which is fine for a cancel-safe call. The shutdown future must instead survive from one
+//! pass to the next, so make it once before the loop and pin it there,
+//! `let mut shutdown = std::pin::pin!(shutdown);` (a future must stay at one address once
+//! polled, and `pin!` promises that), then write the branch as `() = &mut shutdown`: the
+//! `&mut` lends the future to this `select!` instead of moving it in and dropping it at the
+//! end of the pass. `mpsc::Receiver::recv` is cancel-safe: when another branch wins, no
+//! message is lost.
 //! (Python: `asyncio.wait({a, b}, return_when=FIRST_COMPLETED)` then `cancel()` the pending
 //! ones; `select!` does both.)
 //!

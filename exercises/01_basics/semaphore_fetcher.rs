@@ -18,8 +18,11 @@
 //!
 //! ## Your job
 //! `fetch_all` sends one request after another. Make it run up to `limit` requests at once
-//! — never more, and never fewer while requests are waiting — and return the pages in the
-//! order of `requests`.
+//! — never more, and never fewer while requests are waiting — starting them in the order
+//! of `requests`, and return the pages in that order. The checks look at what the server
+//! sees (how many requests at once, when each one starts), not at how you bound them: a
+//! `Semaphore` is the tool this exercise teaches, and a pool of `limit` workers taking the
+//! next request as soon as they are free passes as well.
 //!
 //! ## Read
 //! - <https://docs.rs/tokio/latest/tokio/sync/struct.Semaphore.html>
@@ -96,20 +99,24 @@ async fn main() {
 
 #[cfg(test)]
 mod tests {
-    // What these checks reject:
-    // - no limit at all (`join_all` over every request, or a task per request with no
-    //   permit): more than `limit` requests in flight at once;
-    // - one request at a time (the sequential loop, or `Semaphore::new(1)`): the limit is
-    //   never reached and the time is the sum of the delays;
-    // - a permit dropped before the request runs (`let _ = sem.acquire_owned().await;`
-    //   binds nothing, so the permit is released on the spot): no limit again;
-    // - fixed chunks of `limit` requests with `join_all` per chunk: a slow request holds
-    //   its whole chunk back, so uneven delays take longer than with a semaphore;
-    // - `buffered(limit)`: a slow head of the queue stops new requests from starting;
-    // - pages in completion order instead of input order.
+    // What these checks reject: the wrong solutions of `corpus/01_basics/semaphore_fetcher.toml`
+    // (no limit, one at a time, a permit dropped before the request runs or never given back,
+    // fixed chunks or a fixed split between workers, `buffered`, a limit capped at a fixed
+    // value, pages in completion order, an answer made up without asking the server).
     use super::*;
     use proptest::prelude::*;
     use tokio::time::Instant;
+
+    /// The learner's `fetch_all`, bounded: a permit that is never given back (forgotten,
+    /// leaked) leaves the requests behind it waiting forever; this fails instead of hanging.
+    async fn fetch_all(server: &Server, requests: Vec<(String, u64)>, limit: usize) -> Vec<String> {
+        tokio::time::timeout(
+            Duration::from_secs(3600),
+            super::fetch_all(server, requests, limit),
+        )
+        .await
+        .expect("fetch_all never finished: is every permit given back when its request ends?")
+    }
 
     /// Requests `/page/0`, `/page/1`, ... with the given delays.
     fn requests(delays: &[u64]) -> Vec<(String, u64)> {
@@ -191,6 +198,23 @@ mod tests {
             expected_pages(4),
             "page i must be the answer to request i, whichever finished first"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_large_limit_is_used_in_full() {
+        for (n, limit, rounds) in [(40, 16, 3), (10, 50, 1)] {
+            let server = Server::default();
+            let start = Instant::now();
+            let pages = fetch_all(&server, requests(&vec![100; n]), limit).await;
+            assert_eq!(
+                (server.peak_in_flight(), start.elapsed()),
+                (limit.min(n), Duration::from_millis(100 * rounds)),
+                "{n} requests of 100 ms with a limit of {limit}: {} should run at once, \
+                 in {rounds} rounds (is the limit the one asked for?)",
+                limit.min(n)
+            );
+            assert_eq!(pages, expected_pages(n));
+        }
     }
 
     #[tokio::test(start_paused = true)]

@@ -1,39 +1,23 @@
 //! Progressive hints: each call shows one more, and the runner remembers how far you got.
 
-use anyhow::Result;
 use colored::Colorize;
 
 use crate::info::Exercise;
+use crate::messages::{Keys, after_last_hint};
 use crate::state::State;
 
 /// The next hint not yet seen (or the last one again), and remembers it was seen.
-pub fn next(state: &mut State, exercise: &Exercise) -> Result<String> {
-    let seen = state
-        .progress
-        .hints
-        .get(&exercise.name)
-        .copied()
-        .unwrap_or(0);
+pub fn next(state: &mut State, exercise: &Exercise, keys: Keys) -> String {
     let total = exercise.hints.len();
-    let shown = (seen + 1).min(total);
-    if shown > seen {
-        state.progress.hints.insert(exercise.name.clone(), shown);
-        state.save()?;
-    }
+    let shown = (state.hints_seen(&exercise.name) + 1).min(total);
+    state.hint_seen(&exercise.name, shown);
     let mut text = format_hint(exercise, shown);
     text.push_str(&if shown < total {
         format!("{}\n", "Still stuck? The next hint goes further.".dimmed())
     } else {
-        format!(
-            "{}\n",
-            format!(
-                "That was the last hint. `cargo run -p runner -- compare {} --spoil` shows the reference solution.",
-                exercise.name
-            )
-            .dimmed()
-        )
+        format!("{}\n", after_last_hint(keys, &exercise.name).dimmed())
     });
-    Ok(text)
+    text
 }
 
 /// Every hint of the exercise.
@@ -67,22 +51,37 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut state = State::load(dir.path(), &course);
         let exercise = &course.exercises[0];
+        assert!(next(&mut state, exercise, Keys::Cli).contains("Hint 1/2 for a:\nfirst"));
+        assert!(next(&mut state, exercise, Keys::Cli).contains("Hint 2/2 for a:\nsecond"));
+        let last = next(&mut state, exercise, Keys::Cli);
         assert!(
-            next(&mut state, exercise)
-                .unwrap()
-                .contains("Hint 1/2 for a:\nfirst")
-        );
-        assert!(
-            next(&mut state, exercise)
-                .unwrap()
-                .contains("Hint 2/2 for a:\nsecond")
-        );
-        let last = next(&mut state, exercise).unwrap();
-        assert!(
-            last.contains("Hint 2/2") && last.contains("last hint"),
+            last.contains("Hint 2/2") && last.contains("compare a --spoil"),
             "{last}"
         );
-        assert_eq!(State::load(dir.path(), &course).progress.hints["a"], 2);
+        let in_watch = next(&mut state, exercise, Keys::Watch);
+        assert!(in_watch.contains("Press c twice"), "{in_watch}");
+        assert_eq!(State::load(dir.path(), &course).hints_seen("a"), 2);
         assert!(all(exercise).contains("first") && all(exercise).contains("second"));
+    }
+
+    #[test]
+    fn an_unwritable_progress_file_still_shows_the_hint_and_warns_once() {
+        colored::control::set_override(false);
+        let course = Course::parse(
+            "[[exercises]]\nname = \"a\"\npath = \"a.rs\"\nchapter = \"c\"\nhints = [\"first\", \"second\"]\n",
+        )
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        // A folder that does not exist cannot be written, even by root.
+        let mut state = State::load(&dir.path().join("gone"), &course);
+        let exercise = &course.exercises[0];
+        assert!(next(&mut state, exercise, Keys::Cli).contains("first"));
+        let warning = state.take_save_warning().expect("a warning");
+        assert!(warning.contains("cannot be saved"), "{warning}");
+        assert!(
+            next(&mut state, exercise, Keys::Cli).contains("second"),
+            "the count goes on in memory"
+        );
+        assert!(state.take_save_warning().is_none(), "warned once only");
     }
 }

@@ -158,8 +158,9 @@ impl Course {
             .find(|(_, e)| e.name == name)
             .with_context(|| {
                 format!(
-                    "there is no exercise called `{name}`.{} `cargo run -p runner -- list` shows them all.",
-                    suggest::did_you_mean(name, self.names())
+                    "there is no exercise called `{name}`.{} `{}` shows them all.",
+                    suggest::did_you_mean(name, self.names()),
+                    crate::runner!("list")
                 )
             })
     }
@@ -169,7 +170,7 @@ impl Course {
     }
 }
 
-fn is_snake_case(name: &str) -> bool {
+pub(crate) fn is_snake_case(name: &str) -> bool {
     name.starts_with(|c: char| c.is_ascii_lowercase())
         && name
             .chars()

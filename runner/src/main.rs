@@ -1,14 +1,17 @@
 use std::process::ExitCode;
 
+use std::path::Path;
+
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 use colored::Colorize;
 
 use runner::cargo::Cancel;
 use runner::info::{Course, Exercise};
-use runner::questions::{self, Bank, Level};
+use runner::interview::{self, Bank, Level, Locked, print, quiz};
+use runner::messages::RUNNER;
 use runner::state::State;
-use runner::{compare, find_root, hint, list, quiz, reset, term, verdict, verify, watch};
+use runner::{compare, find_root, hint, list, reset, runner, term, verdict, verify, watch};
 
 /// asynclings: learn async Rust by fixing small programs. Without a command, starts watch mode.
 #[derive(Parser)]
@@ -71,13 +74,27 @@ enum Command {
         #[arg(long, value_enum)]
         level: Option<Level>,
     },
-    /// Commands for the course's authors
-    #[command(subcommand, hide = true)]
+    /// Tools for the course's authors (see CONTRIBUTING.md)
+    #[command(subcommand)]
     Dev(DevCommand),
 }
 
 #[derive(Subcommand)]
 enum DevCommand {
+    /// Check the whole course (or one exercise): stubs fail, solutions pass, files in sync
+    Check { name: Option<String> },
+    /// Scaffold a new exercise: stub, solution, info.toml entry, manifests, corpus skeleton
+    New {
+        name: String,
+        #[arg(long)]
+        chapter: String,
+    },
+    /// Regenerate what is derived: the manifests' [[bin]] blocks and runner/originals/
+    Sync {
+        /// Sync even though a progress file suggests a learner's clone
+        #[arg(long)]
+        force: bool,
+    },
     /// Build and run the corpus of wrong and right solutions (of every exercise, or one)
     Corpus { name: Option<String> },
 }
@@ -90,6 +107,7 @@ enum QuestionsCommand {
 
 fn main() -> ExitCode {
     term::restore_on_panic();
+    term::honour_dumb_terminal();
     let cli = Cli::parse();
     match run(cli) {
         Ok(true) => ExitCode::SUCCESS,
@@ -110,36 +128,44 @@ fn run(cli: Cli) -> Result<bool> {
     if let Some(warning) = state.warning() {
         eprintln!("{} {warning}\n", "warning:".yellow().bold());
     }
+    let result = command(cli, &root, &course, &mut state);
+    if let Some(warning) = state.take_save_warning() {
+        eprintln!("{} {warning}", "warning:".yellow().bold());
+    }
+    result
+}
+
+fn command(cli: Cli, root: &Path, course: &Course, state: &mut State) -> Result<bool> {
     match cli.command.unwrap_or(Command::Watch { poll: false }) {
-        Command::Watch { poll } => watch::run(&root, &course, &mut state, poll).map(|()| true),
+        Command::Watch { poll } => watch::run(root, course, state, poll).map(|()| true),
         Command::Run { name } => {
-            let (index, exercise) = pick(&course, &state, name.as_deref())?;
-            let checked = verdict::check_exercise(&root, exercise, &Cancel::default(), &mut |s| {
+            let (index, exercise) = pick(course, state, name.as_deref())?;
+            let checked = verdict::check_exercise(root, exercise, &Cancel::default(), &mut |s| {
                 term::status(s)
             })?;
             term::clear_status();
             term::print(&verdict::render(exercise, &checked));
             if checked.passed() {
-                term::println(&verdict::record_pass(&course, &mut state, index)?);
+                term::println(&verdict::record_pass(course, state, index));
             } else {
                 term::println(&format!(
                     "{}",
-                    "`cargo run -p runner -- hint` gives a hint.".dimmed()
+                    concat!("`", runner!("hint"), "` gives a hint.").dimmed()
                 ));
             }
             Ok(checked.passed())
         }
         Command::Hint { name, all } => {
-            let (_, exercise) = pick(&course, &state, name.as_deref())?;
+            let (_, exercise) = pick(course, state, name.as_deref())?;
             term::print(&if all {
                 hint::all(exercise)
             } else {
-                hint::next(&mut state, exercise)?
+                hint::next(state, exercise, runner::messages::Keys::Cli)
             });
             Ok(true)
         }
         Command::List => {
-            term::print(&list::render(&course, &state));
+            term::print(&list::render(course, state));
             Ok(true)
         }
         Command::Reset { name, checks } => {
@@ -149,11 +175,11 @@ fn run(cli: Cli) -> Result<bool> {
             } else {
                 "the original"
             };
-            match reset::reset(&root, exercise, checks)? {
+            match reset::reset(root, exercise, checks)? {
                 Some(backup) => term::println(&format!(
                     "Restored {what} {}. Your version is kept in {}.",
                     exercise.display_path(),
-                    runner::relative(&root, &backup).display()
+                    runner::relative(root, &backup).display()
                 )),
                 None => term::println(&format!(
                     "Restored {what} {} (nothing to back up).",
@@ -163,15 +189,14 @@ fn run(cli: Cli) -> Result<bool> {
             Ok(true)
         }
         Command::Skip => {
-            let Some((_, exercise)) = state.current(&course) else {
+            let Some((_, exercise)) = state.current(course) else {
                 term::println("Every exercise is done: nothing to skip.");
                 return Ok(true);
             };
             let name = exercise.name.clone();
-            state.progress.skipped.insert(name.clone());
-            state.save()?;
+            state.skip(&name);
             let next = state
-                .current(&course)
+                .current(course)
                 .map_or("nothing left".to_owned(), |(_, e)| {
                     format!("next: {}", e.name)
                 });
@@ -180,55 +205,95 @@ fn run(cli: Cli) -> Result<bool> {
             ));
             Ok(true)
         }
-        Command::Verify { solutions: true } => verify::solutions(&root, &course),
-        Command::Verify { solutions: false } => verify::exercises(&root, &course, &mut state),
+        Command::Verify { solutions: true } => verify::solutions(root, course),
+        Command::Verify { solutions: false } => verify::exercises(root, course, state),
         Command::Compare { name, spoil } => {
-            let (_, exercise) = pick(&course, &state, name.as_deref())?;
+            let (_, exercise) = pick(course, state, name.as_deref())?;
             if !spoil && !state.is_done(&exercise.name) {
                 anyhow::bail!(
                     "you have not passed `{0}` yet, and the comparison shows the reference solution. \
-                     Add --spoil to see it anyway: `cargo run -p runner -- compare {0} --spoil`",
+                     Add --spoil to see it anyway: `{RUNNER} compare {0} --spoil`",
                     exercise.name
                 );
             }
-            term::print(&compare::diff(&root, exercise)?);
+            term::print(&compare::diff(root, exercise)?);
             Ok(true)
         }
         Command::Questions { level, show } => {
-            let bank = load_bank(&root, &course)?;
+            let bank = load_bank(root, course)?;
             match show {
                 Some(QuestionsCommand::Show { id }) => {
-                    questions::print_question(bank.question(&id)?)
+                    print::print_question(bank.question(&id)?, &locked(course, state))
                 }
-                None => questions::print_list(&bank, level),
+                None => print::print_list(&bank, level),
             }
             Ok(true)
         }
         Command::Tasks => {
-            questions::print_tasks(&load_bank(&root, &course)?);
+            print::print_tasks(&load_bank(root, course)?);
             Ok(true)
         }
+        Command::Dev(command) => dev(root, course, command),
         Command::Quiz { level } => {
-            let bank = load_bank(&root, &course)?;
-            let mut quiz_state = std::mem::take(&mut state.progress.quiz);
-            quiz::run(&bank, level, &mut quiz_state, &mut |answered| {
-                state.progress.quiz = answered.clone();
-                state.save()
+            let bank = load_bank(root, course)?;
+            let mut quiz_state = state.progress().quiz.clone();
+            let locked = locked(course, state);
+            quiz::run(&bank, level, &locked, &mut quiz_state, &mut |answered| {
+                state.record_quiz(answered);
+                Ok(())
             })?;
             Ok(true)
         }
-        Command::Dev(DevCommand::Corpus { name }) => {
+    }
+}
+
+/// `runner dev …`: the authors' tools.
+fn dev(root: &Path, course: &Course, command: DevCommand) -> Result<bool> {
+    match command {
+        DevCommand::Check { name } => {
+            let problems =
+                runner::dev::check::run(root, name.as_deref(), &mut |s| term::status(s))?;
+            term::clear_status();
+            term::print(&runner::dev::report(&problems));
+            Ok(problems.is_empty())
+        }
+        DevCommand::New { name, chapter } => {
+            for file in runner::dev::new::run(root, course, &name, &chapter)? {
+                term::println(&format!("created {}", file.display()));
+            }
+            term::println(&format!(
+                "Write the stub, the solution, the hints and the corpus, then run `{}`.",
+                runner!("dev check")
+            ));
+            Ok(true)
+        }
+        DevCommand::Corpus { name } => {
             let started = std::time::Instant::now();
-            let outcome = runner::dev::corpus::run(&root, &course, name.as_deref())?;
+            let outcome = runner::dev::corpus::run(root, course, name.as_deref())?;
             Ok(runner::dev::corpus::report(&outcome, started.elapsed()))
         }
+        DevCommand::Sync { force } => {
+            let changed = runner::dev::sync::run(root, course, force)?;
+            if changed.is_empty() {
+                term::println("Everything derived is up to date.");
+            }
+            for file in changed {
+                term::println(&format!("regenerated {file}"));
+            }
+            Ok(true)
+        }
     }
+}
+
+/// The exercises the learner has not reached yet.
+fn locked(course: &Course, state: &State) -> Locked {
+    Locked(state.locked(course).map(str::to_owned).collect())
 }
 
 /// The interview question bank, checked against the course's exercise names.
 fn load_bank(root: &std::path::Path, course: &Course) -> Result<Bank> {
     let names: Vec<&str> = course.names().collect();
-    Bank::load(root.join(questions::QUESTIONS_FILE), &names)
+    Bank::load(root.join(interview::QUESTIONS_FILE), &names)
 }
 
 /// The named exercise (which must be unlocked), or the current one.

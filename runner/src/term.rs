@@ -33,7 +33,9 @@ impl Drop for RawMode {
 fn restore() {
     if RAW.swap(false, Ordering::SeqCst) {
         let _ = crossterm::terminal::disable_raw_mode();
-        let _ = crossterm::execute!(std::io::stdout(), crossterm::cursor::Show);
+        if !dumb() {
+            let _ = crossterm::execute!(std::io::stdout(), crossterm::cursor::Show);
+        }
     }
 }
 
@@ -44,6 +46,24 @@ pub fn restore_on_panic() {
         restore();
         default(info);
     }));
+}
+
+/// Whether escape codes may be written: a terminal that is not `TERM=dumb`.
+pub fn ansi() -> bool {
+    std::io::stdout().is_terminal() && !dumb()
+}
+
+/// `TERM=dumb`: no colours, no cursor movement, no escape codes at all.
+pub fn dumb() -> bool {
+    std::env::var_os("TERM").is_some_and(|t| t == "dumb")
+}
+
+/// Turns colours off where the terminal cannot show them (`colored` already honours
+/// `NO_COLOR` and `CLICOLOR`, not `TERM=dumb`).
+pub fn honour_dumb_terminal() {
+    if dumb() {
+        colored::control::set_override(false);
+    }
 }
 
 pub fn is_interactive() -> bool {
@@ -89,7 +109,7 @@ pub fn println(text: &str) {
 
 /// A one-line status that the next status or output overwrites (terminals only).
 pub fn status(text: &str) {
-    if std::io::stdout().is_terminal() {
+    if ansi() {
         let width = crossterm::terminal::size().map_or(80, |(w, _)| usize::from(w));
         let line: String = text.chars().take(width.saturating_sub(1)).collect();
         print(&format!("\r\x1b[2K{}", line.dimmed()));
@@ -97,15 +117,38 @@ pub fn status(text: &str) {
 }
 
 pub fn clear_status() {
-    if std::io::stdout().is_terminal() {
+    if ansi() {
         print("\r\x1b[2K");
     }
 }
 
 pub fn clear_screen() {
-    if std::io::stdout().is_terminal() {
+    if ansi() {
         print("\x1b[2J\x1b[3J\x1b[H");
+    } else {
+        print("\n");
     }
+}
+
+/// The width to wrap prose at: the terminal's, at most 100 columns (80 when unknown).
+pub fn width() -> usize {
+    crossterm::terminal::size().map_or(80, |(w, _)| usize::from(w).clamp(40, 100))
+}
+
+/// Prose wrapped at word boundaries to the terminal's width.
+pub fn wrap(text: &str) -> String {
+    textwrap::fill(text, width() - 1)
+}
+
+/// Each line wrapped at word boundaries, its continuation indented like a list item.
+pub fn wrap_indented(text: &str) -> String {
+    text.lines()
+        .map(|line| {
+            let indent = " ".repeat(line.len() - line.trim_start().len() + 2);
+            let options = textwrap::Options::new(width() - 1).subsequent_indent(&indent);
+            format!("{}\n", textwrap::fill(line, &options))
+        })
+        .collect()
 }
 
 /// `[#####---------------] 5/21`

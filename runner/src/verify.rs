@@ -37,7 +37,6 @@ pub fn exercises(root: &Path, course: &Course, state: &mut State) -> Result<bool
             exercise.name
         ));
     }
-    state.save()?;
     term::println(&format!(
         "\n{}  {newly_done} newly marked done.",
         term::progress_bar(state.done_count(), course.exercises.len())

@@ -17,12 +17,15 @@ use crate::cargo::Cancel;
 use crate::info::Course;
 use crate::state::State;
 use crate::verdict::{self, Checked};
-use crate::{compare, hint, list, term};
+use crate::{compare, hint, list, messages, screen, term};
 
 /// Editors save in bursts (write a temp file, rename it, set permissions): wait this long
 /// after the last event so one save gives one check.
 const DEBOUNCE: Duration = Duration::from_millis(25);
 const POLL_INTERVAL: Duration = Duration::from_millis(300);
+/// Editors that save by rename (write elsewhere, move the old file away, move the new one
+/// in) leave the file missing for a moment: wait this long before saying it is missing.
+const MISSING_GRACE: Duration = Duration::from_millis(750);
 
 enum Event {
     Changed(PathBuf),
@@ -55,13 +58,18 @@ pub fn run(root: &Path, course: &Course, state: &mut State, poll: bool) -> Resul
         generation: 0,
         running: None,
         spoil_armed: false,
-        keep_screen: false,
+        welcome_on_screen: false,
+        last: None,
+        show_warnings: false,
     };
     app.current = match app.state.current(course) {
         Some((index, _)) => index,
         None => course.exercises.len() - 1,
     };
-    app.welcome()?;
+    app.welcome();
+    if !interactive {
+        term::println(messages::WATCH_WITHOUT_TERMINAL);
+    }
     app.start_check();
     let mut rerun_at: Option<Instant> = None;
     loop {
@@ -76,14 +84,19 @@ pub fn run(root: &Path, course: &Course, state: &mut State, poll: bool) -> Resul
                 }
             }
             Ok(Event::WatchFailed(why)) => term::println(&format!(
-                "{} watching the files failed: {why}\n  Restart with `cargo run -p runner -- watch --poll`.",
-                "!".yellow().bold()
+                "{} watching the files failed: {why}\n  Restart with `{}`.",
+                "!".yellow().bold(),
+                crate::runner!("watch --poll")
             )),
-            Ok(Event::Key(key)) => {
-                if app.key(key)? == Flow::Quit {
-                    break;
+            // A key's failure (a missing solution for `c`…) is shown; watch goes on.
+            Ok(Event::Key(key)) => match app.key(key) {
+                Ok(Flow::Quit) => break,
+                Ok(Flow::Continue) => {}
+                Err(error) => {
+                    term::println(&format!("{} {error:#}", "error:".red().bold()));
+                    app.help();
                 }
-            }
+            },
             Ok(Event::Checked { generation, result }) if generation == app.generation => {
                 app.running = None;
                 match result {
@@ -110,6 +123,14 @@ pub fn run(root: &Path, course: &Course, state: &mut State, poll: bool) -> Resul
     term::clear_status();
     term::println("");
     Ok(())
+}
+
+/// Waits (up to `MISSING_GRACE`) for a file that a save by rename briefly took away.
+fn wait_for_file(path: &Path, cancel: &Cancel) {
+    let until = Instant::now() + MISSING_GRACE;
+    while !path.exists() && !cancel.is_cancelled() && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(25));
+    }
 }
 
 /// A boxed watcher (native events, or polling) that lives as long as watch mode.
@@ -143,7 +164,8 @@ fn no_events(error: &notify::Error) -> anyhow::Error {
     anyhow::anyhow!(
         "cannot watch exercises/ for changes ({error}).\n\
          Where file events do not arrive (network drives, some VMs, too many watches), \
-         poll instead: `cargo run -p runner -- watch --poll`"
+         poll instead: `{}`",
+        crate::runner!("watch --poll")
     )
 }
 
@@ -180,27 +202,33 @@ struct App<'a> {
     /// `c` was pressed once on an exercise not yet done: a second `c` spoils it.
     spoil_armed: bool,
     /// The welcome is on screen: the first check must not clear it.
-    keep_screen: bool,
+    welcome_on_screen: bool,
+    /// The last result on screen, to draw again (with or without warnings).
+    last: Option<Checked>,
+    /// `w` was pressed: compiler warnings are shown in full.
+    show_warnings: bool,
 }
 
 impl App<'_> {
-    fn welcome(&mut self) -> Result<()> {
-        if self.state.progress.welcomed {
-            return Ok(());
+    fn welcome(&mut self) {
+        if self.state.progress().welcomed {
+            return;
         }
         term::clear_screen();
         term::println(&format!(
-            "{}\n\n\
-             Each exercise is a small async program with failing checks. Open the file shown\n\
-             below in your editor and make the checks pass: every time you save, the runner\n\
-             rebuilds it and runs its checks, and when they pass the next exercise unlocks.\n\
-             The checks run on tokio's paused clock, so they prove timing and concurrency\n\
-             without waiting. Stuck? Press h for a hint, as often as you need.\n",
-            "Welcome to asynclings, a course in async Rust.".bold()
+            "{}\n\n{}\n",
+            "Welcome to asynclings, a course in async Rust.".bold(),
+            term::wrap(messages::WELCOME)
         ));
-        self.state.progress.welcomed = true;
-        self.keep_screen = true;
-        self.state.save()
+        self.state.welcomed();
+        self.welcome_on_screen = true;
+    }
+
+    /// Says once, in watch's terms, that progress cannot be saved.
+    fn warn_if_unsaved(&mut self) {
+        if let Some(warning) = self.state.take_save_warning() {
+            term::println(&format!("{} {}", "!".yellow().bold(), term::wrap(&warning)));
+        }
     }
 
     fn start_check(&mut self) {
@@ -210,22 +238,18 @@ impl App<'_> {
         self.generation += 1;
         self.spoil_armed = false;
         let exercise = self.course.exercises[self.current].clone();
-        if !std::mem::take(&mut self.keep_screen) {
-            term::clear_screen();
+        if term::ansi() {
+            if !self.welcome_on_screen {
+                term::clear_screen();
+            }
+            self.header();
         }
-        term::println(&format!(
-            "{}  {}\n{} {}  {}",
-            "asynclings".bold(),
-            term::progress_bar(self.state.done_count(), self.course.exercises.len()),
-            "▶".cyan().bold(),
-            exercise.name.bold(),
-            exercise.display_path().dimmed()
-        ));
         let cancel = Cancel::default();
         self.running = Some(cancel.clone());
         let (root, tx, generation) = (self.root.to_path_buf(), self.tx.clone(), self.generation);
         std::thread::spawn(move || {
             term::status("Checking…");
+            wait_for_file(&exercise.exercise_file(&root), &cancel);
             let mut status = |s: &str| {
                 if !cancel.is_cancelled() {
                     term::status(s);
@@ -236,33 +260,63 @@ impl App<'_> {
         });
     }
 
+    /// The course's progress and the exercise on screen.
+    fn header(&self) {
+        let exercise = &self.course.exercises[self.current];
+        term::println(&format!(
+            "{}  {}\n{} {}  {}",
+            "asynclings".bold(),
+            term::progress_bar(self.state.done_count(), self.course.exercises.len()),
+            "▶".cyan().bold(),
+            exercise.name.bold(),
+            exercise.display_path().dimmed()
+        ));
+    }
+
+    /// Records a pass, then draws the result under a header that already counts it.
     fn show(&mut self, checked: Checked) -> Result<()> {
         let exercise = &self.course.exercises[self.current];
-        term::clear_status();
-        term::print(&verdict::render(exercise, &checked));
-        if checked.passed() {
-            let first_time = !self.state.is_done(&exercise.name);
-            term::println(&verdict::record_pass(
-                self.course,
-                self.state,
-                self.current,
-            )?);
-            if !self.interactive && first_time && self.state.current(self.course).is_some() {
-                // No keys to press: go straight on.
-                return self.next();
-            }
+        let first_time = checked.passed() && !self.state.is_done(&exercise.name);
+        let note = checked
+            .passed()
+            .then(|| verdict::record_pass(self.course, self.state, self.current));
+        self.draw(&checked);
+        self.last = Some(checked);
+        if let Some(note) = note {
+            term::println(&note);
+        }
+        self.warn_if_unsaved();
+        if !self.interactive && first_time && self.state.current(self.course).is_some() {
+            // No keys to press: go straight on.
+            return self.next();
         }
         self.help();
         Ok(())
     }
 
+    fn draw(&mut self, checked: &Checked) {
+        if !std::mem::take(&mut self.welcome_on_screen) {
+            term::clear_screen();
+            self.header();
+        }
+        term::clear_status();
+        let exercise = &self.course.exercises[self.current];
+        term::print(&screen::compose(exercise, checked, self.show_warnings));
+    }
+
+    /// `w`: compiler warnings shown in full, or folded again.
+    fn toggle_warnings(&mut self) {
+        self.show_warnings = !self.show_warnings;
+        if let Some(last) = self.last.take() {
+            self.draw(&last);
+            self.last = Some(last);
+            self.help();
+        }
+    }
+
     fn help(&self) {
         if self.interactive {
-            term::println(&format!(
-                "\n{}",
-                "n next · h hint · l list · c compare · r re-run · q quit   (saves not noticed? restart with --poll)"
-                    .dimmed()
-            ));
+            term::println(&format!("\n{}", messages::WATCH_KEYS.dimmed()));
         }
     }
 
@@ -271,6 +325,8 @@ impl App<'_> {
             key.modifiers.contains(KeyModifiers::CONTROL) && key.code == KeyCode::Char('c');
         let exercise = &self.course.exercises[self.current];
         let spoil_armed = std::mem::take(&mut self.spoil_armed);
+        // `runner skip` or a hand edit in another terminal counts from the next key on.
+        self.state.reload();
         match key.code {
             _ if ctrl_c => return Ok(Flow::Quit),
             KeyCode::Char('q') | KeyCode::Esc => return Ok(Flow::Quit),
@@ -278,9 +334,12 @@ impl App<'_> {
             KeyCode::Char('n') => self.next()?,
             KeyCode::Char('h') => {
                 term::println("");
-                term::print(&hint::next(self.state, exercise)?);
+                term::print(&hint::next(self.state, exercise, messages::Keys::Watch));
+                self.warn_if_unsaved();
                 self.help();
             }
+            KeyCode::Char('s') => self.skip(),
+            KeyCode::Char('w') => self.toggle_warnings(),
             KeyCode::Char('l') => {
                 term::println("");
                 term::print(&list::render(self.course, self.state));
@@ -303,11 +362,33 @@ impl App<'_> {
         Ok(Flow::Continue)
     }
 
+    /// Moves past the exercise on screen without finishing it.
+    fn skip(&mut self) {
+        let exercise = &self.course.exercises[self.current];
+        if self.state.is_done(&exercise.name) {
+            term::println(&format!(
+                "\n{} is done: press n for the next one.",
+                exercise.name
+            ));
+            return;
+        }
+        self.state.skip(&exercise.name);
+        self.warn_if_unsaved();
+        match self.state.current(self.course) {
+            Some((index, _)) => {
+                self.current = index;
+                self.last = None;
+                self.start_check();
+            }
+            None => term::println(&verdict::finished_course(self.course)),
+        }
+    }
+
     fn next(&mut self) -> Result<()> {
         let exercise = &self.course.exercises[self.current];
         if !self.state.is_done(&exercise.name) {
             term::println(&format!(
-                "\n{} Finish {} first (or `cargo run -p runner -- skip` to move on without it).",
+                "\n{} Finish {} first (or press s to move on without it).",
                 "!".yellow().bold(),
                 exercise.name
             ));
@@ -316,6 +397,7 @@ impl App<'_> {
         match self.state.current(self.course) {
             Some((index, _)) => {
                 self.current = index;
+                self.last = None;
                 self.start_check();
             }
             None => term::println(&verdict::finished_course(self.course)),

@@ -359,6 +359,7 @@ fn watch_without_a_terminal_polls_and_moves_on_by_itself() {
         }
         panic!("`{needle}` never appeared");
     };
+    wait_for("Stop with Ctrl-C");
     wait_for("some checks fail");
     course.write(JOIN, &course.read(JOIN_SOLUTION));
     wait_for("join_concurrently passes every check");
@@ -366,4 +367,102 @@ fn watch_without_a_terminal_polls_and_moves_on_by_itself() {
     wait_for("▶ try_join_first_error");
     child.kill().unwrap();
     let _ = child.wait();
+}
+
+const LAZY: &str = "exercises/01_basics/lazy_futures.rs";
+const PROGRESS: &str = ".asynclings-progress.toml";
+
+/// Issue 7, items 5, 11 and 13: on a dumb 80×24 terminal, warnings fold into a count and the
+/// failing check's message and the path come last; a skip made in another terminal survives
+/// watch's next write; a save that moves the file away for a moment is not "missing"; the
+/// header counts a pass that the screen reports.
+#[test]
+fn watch_on_a_small_dumb_terminal_keeps_what_matters_last_and_others_changes() {
+    let course = CourseCopy::new();
+    course.write(PROGRESS, "welcomed = true\n");
+    let mut command = course.command(&["watch"]);
+    command.env("TERM", "dumb");
+    let mut pty = Pty::spawn_sized(command, 24, 80);
+    let minute = Duration::from_secs(60);
+    pty.wait_for("n next · h hint", 0, minute);
+    let screen = pty.screen();
+    assert!(screen.contains("2 compiler warnings hidden"), "{screen}");
+    assert!(!screen.contains("unused variable"), "{screen}");
+    let tail = &screen[screen.rfind("test result").unwrap()..];
+    assert!(tail.contains("first failing check"), "{screen}");
+    assert!(
+        tail.contains("▶ exercises/01_basics/lazy_futures.rs"),
+        "{tail}"
+    );
+    assert!(
+        !pty.raw().contains('\x1b'),
+        "TERM=dumb gets no escape codes:\n{:?}",
+        pty.raw()
+    );
+    let long: Vec<&str> = tail
+        .lines()
+        .skip(1)
+        .filter(|l| l.chars().count() > 80)
+        .collect();
+    assert!(long.is_empty(), "{long:?}");
+
+    let pressed = pty.mark();
+    pty.type_keys("w");
+    pty.wait_for("unused variable", pressed, minute);
+
+    let skipped = course.run(&["skip"]);
+    assert!(skipped.status.success(), "{}", text(&skipped));
+    let pressed = pty.mark();
+    pty.type_keys("h");
+    pty.wait_for("Hint 1/", pressed, minute);
+    let progress = course.read(PROGRESS);
+    assert!(
+        progress.contains("skipped = [\"lazy_futures\"]"),
+        "the skip was lost:\n{progress}"
+    );
+    assert!(progress.contains("lazy_futures = 1"), "{progress}");
+
+    let saved = pty.mark();
+    let solution = course.read("solutions/01_basics/lazy_futures.rs");
+    std::fs::remove_file(course.file(LAZY)).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    course.write(LAZY, &solution);
+    pty.wait_for("lazy_futures passes every check", saved, minute);
+    let screen = pty.screen();
+    let after = &screen[screen.rfind("Hint 1/").unwrap()..];
+    assert!(!after.contains("missing"), "{after}");
+    let verdict = after.rfind("passes every check").unwrap();
+    let header = after[..verdict].rfind("asynclings  ").unwrap();
+    let total = course
+        .read("info.toml")
+        .lines()
+        .filter(|line| *line == "[[exercises]]")
+        .count();
+    assert!(
+        after[header..verdict].contains(&format!("1/{total}")),
+        "{after}"
+    );
+    pty.type_keys("q");
+    assert!(pty.wait_for_exit(Duration::from_secs(10)));
+}
+
+/// Issue 7, item 6: a progress file that cannot be written never hides the hint; the learner
+/// is warned, the command succeeds, and no temporary file is left behind.
+#[test]
+fn an_unwritable_progress_file_still_gives_the_hint_and_leaves_no_temporary_file() {
+    let course = CourseCopy::new();
+    // A folder where the file should be: no write can replace it, even as root.
+    std::fs::create_dir_all(course.file(".asynclings-progress.toml/inside")).unwrap();
+    let output = course.run(&["hint"]);
+    let said = text(&output);
+    assert!(output.status.success(), "{said}");
+    assert!(said.contains("Hint 1/"), "{said}");
+    assert_eq!(said.matches("cannot be saved").count(), 1, "{said}");
+    let left: Vec<String> = std::fs::read_dir(course.root())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with(".asynclings-progress"))
+        .collect();
+    assert_eq!(left, [".asynclings-progress.toml"], "{left:?}");
 }

@@ -68,9 +68,13 @@ fn tasks_list_the_practical_projects_with_what_they_practise() {
 }
 
 #[test]
-fn a_malformed_question_file_names_the_entry_and_field() {
+fn a_malformed_question_file_shows_the_line_under_a_caret() {
     let course = CourseCopy::new();
     let bank = course.read("questions.toml");
+    let line = bank[..bank.find("level = \"basic\"").unwrap()]
+        .matches('\n')
+        .count()
+        + 1;
     course.write(
         "questions.toml",
         &bank.replacen("level = \"basic\"", "level = \"easy\"", 1),
@@ -78,8 +82,13 @@ fn a_malformed_question_file_names_the_entry_and_field() {
     let output = course.run(&["questions"]);
     assert_eq!(output.status.code(), Some(1));
     let said = text(&output);
+    let gutter = " ".repeat(line.to_string().len() + 1);
+    let caret = format!(
+        "at line {line}, column 9\n{gutter}|\n{line} | level = \"easy\"\n{gutter}|         ^^^^^^\n"
+    );
+    assert!(said.contains(&caret), "{said}");
     assert!(
-        said.contains("question #1") && said.contains("level") && said.contains("easy"),
+        said.contains("\"easy\" is not a level; levels are: basic"),
         "{said}"
     );
 }
@@ -139,5 +148,22 @@ fn quiz_in_a_terminal_remembers_what_you_did_not_know() {
         list.status.success() && !text(&list).contains("damaged"),
         "{}",
         text(&list)
+    );
+}
+
+/// Issue 7, item 13: every document questions.toml names (`COURSE.md`, `CHEATSHEET.md`…) is
+/// in the repository, so a learner can open it.
+#[test]
+fn questions_cite_only_documents_in_the_repository() {
+    let root = support::workspace();
+    let text = std::fs::read_to_string(root.join("questions.toml")).unwrap();
+    let missing: Vec<&str> = text
+        .split(|c: char| !(c.is_ascii_alphanumeric() || "._-/".contains(c)))
+        .filter(|word| word.ends_with(".md") && word.len() > 3)
+        .filter(|doc| !root.join(doc).is_file())
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "questions.toml cites documents the repository lacks: {missing:?}"
     );
 }

@@ -1,3 +1,8 @@
+// Every snippet is compiled with `#![deny(deprecated)]`: a deprecated function or type fails the
+// build. (A deprecated *re-export*, such as `tokio::task::consume_budget` since tokio 1.44, is not
+// reported by rustc; `tests/reading_material.rs` looks for those.)
+#![doc(test(attr(deny(deprecated))))]
+
 #[doc = include_str!("../../CHEATSHEET.md")] // on line 1: doctest line numbers = CHEATSHEET.md's
 pub mod cheatsheet {}
 

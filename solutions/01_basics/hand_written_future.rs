@@ -7,11 +7,15 @@
 //! wake-up). The runtime never polls "just in case". Waking on every poll to be safe is the
 //! opposite bug: a busy loop that burns a core while nothing changes.
 //!
-//! A task may be polled again with a *different* waker (it moved to another worker, or a
-//! `select!` polls it from a new place), so the future keeps the *latest* waker; the one it
-//! stored before may be stale. `Waker::will_wake` says whether a clone is needed.
+//! A future may be polled again with a *different* waker, so it keeps the *latest* one; the
+//! one it stored before may be stale. Not because its task moved to another worker (a tokio
+//! waker belongs to the task) nor because of `select!` (it passes the task's own `Context`
+//! down), but when the future itself moves to another task, or sits under a combinator that
+//! gives each child its own waker (`FuturesUnordered`). `Waker::will_wake` says whether a
+//! clone is needed.
 //! This is the classic senior interview question: "write a future by hand".
-//! (Python: an `asyncio.Event`'s `wait()`; what `Future.add_done_callback` does underneath.)
+//! (Python: `fut = loop.create_future()`, awaited until someone calls `fut.set_result(...)`,
+//! which wakes the awaiters through the future's done-callbacks.)
 //!
 //! ## Your job
 //! Implement `Signal::set` and `Future for Flag`: `Flag` is pending until `set` is called
@@ -107,17 +111,27 @@ async fn main() {
 
 #[cfg(test)]
 mod tests {
-    // What these checks reject:
-    // - returning `Pending` without storing the waker (a lost wake-up): the waker is not
-    //   kept, and `set` wakes nobody;
-    // - `cx.waker().wake_by_ref()` before `Pending` (a busy loop): woken with no `set`;
-    // - storing only the first waker (`if waker.is_none()`): after a re-poll with a new
-    //   waker, `set` wakes the stale one;
-    // - waking on `set` without taking the waker: a second `set` wakes it again;
-    // - a `Flag` that waits for a wake even though the signal is already set.
+    // What these checks reject: the wrong solutions of `corpus/01_basics/hand_written_future.toml`
+    // (a waker not kept, a busy loop, only the first waker kept, a waker woken twice, a flag
+    // that waits although set, and two races: `set` slipping in between `poll`'s check and the
+    // storing of the waker, and a task re-polled between `set`'s wake and its marking the
+    // signal set).
+    //
+    // Why not loom: loom explores only code written against its own `Mutex`, atomics and
+    // wakers, and the learner writes against `std`'s (switching the imports under `cfg(loom)`
+    // would put that switch in the code the learner reads). The two races are forced instead,
+    // deterministically in the order of events, with a waker the checks write themselves: the
+    // learner's code calls it exactly inside the race window (a `poll` clones the waker it is
+    // about to store; a `set` wakes it). Its hook then runs the other side on another thread
+    // and gives it a bounded time (100 ms) to finish. A correct solution that holds its lock
+    // there just makes the other side wait for the lock, and the outcome is correct whatever
+    // the timing; a racy one loses the wake-up unless that thread was not scheduled within
+    // 100 ms, which on a loaded machine can only let a wrong solution through, never fail a
+    // right one.
     use super::*;
     use proptest::prelude::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
     use std::task::Wake;
     use tokio::time::{Instant, timeout};
     use tokio_test::{assert_pending, assert_ready};
@@ -250,6 +264,125 @@ mod tests {
             start.elapsed(),
             Duration::ZERO,
             "the flag only finished when the timeout fired and polled it: set() did not wake it"
+        );
+    }
+
+    /// What a hooked waker does the first time it is cloned or woken.
+    type Hook = Box<dyn FnOnce() + Send>;
+
+    /// A waker that counts its wakes and runs a hook on another thread the first time it is
+    /// cloned (`on_clone`) or woken (`on_wake`), waiting up to 100 ms for that thread.
+    #[derive(Default)]
+    struct Hooked {
+        wakes: AtomicUsize,
+        on_clone: Mutex<Option<Hook>>,
+        on_wake: Mutex<Option<Hook>>,
+        helper: Mutex<Option<std::thread::JoinHandle<()>>>,
+    }
+
+    impl Hooked {
+        fn run(&self, hook: &Mutex<Option<Hook>>) {
+            let Some(hook) = hook.lock().unwrap().take() else {
+                return;
+            };
+            let (done, finished) = std::sync::mpsc::channel();
+            let helper = std::thread::spawn(move || {
+                hook();
+                let _ = done.send(());
+            });
+            let _ = finished.recv_timeout(Duration::from_millis(100));
+            *self.helper.lock().unwrap() = Some(helper);
+        }
+
+        /// Waits for the hook's thread, if it ran.
+        fn join(&self) {
+            if let Some(helper) = self.helper.lock().unwrap().take() {
+                helper.join().expect("the other side panicked");
+            }
+        }
+    }
+
+    fn hooked_waker(hooked: Arc<Hooked>) -> Waker {
+        use std::task::{RawWaker, RawWakerVTable};
+        unsafe fn clone(data: *const ()) -> RawWaker {
+            // SAFETY: `data` comes from `Arc::into_raw` of a live `Arc<Hooked>`.
+            let hooked = unsafe {
+                Arc::increment_strong_count(data.cast::<Hooked>());
+                &*data.cast::<Hooked>()
+            };
+            hooked.run(&hooked.on_clone);
+            RawWaker::new(data, &VTABLE)
+        }
+        unsafe fn wake_by_ref(data: *const ()) {
+            // SAFETY: as above.
+            let hooked = unsafe { &*data.cast::<Hooked>() };
+            hooked.run(&hooked.on_wake);
+            hooked.wakes.fetch_add(1, Ordering::SeqCst);
+        }
+        unsafe fn wake(data: *const ()) {
+            // SAFETY: `wake` consumes the waker: one strong count is released.
+            unsafe {
+                wake_by_ref(data);
+                drop_waker(data);
+            }
+        }
+        unsafe fn drop_waker(data: *const ()) {
+            // SAFETY: every `RawWaker` of this vtable owns one strong count.
+            unsafe { Arc::decrement_strong_count(data.cast::<Hooked>()) };
+        }
+        static VTABLE: RawWakerVTable = RawWakerVTable::new(clone, wake, wake_by_ref, drop_waker);
+        let data = Arc::into_raw(hooked).cast::<()>();
+        // SAFETY: the vtable's functions keep the `Arc` counts balanced.
+        unsafe { Waker::from_raw(RawWaker::new(data, &VTABLE)) }
+    }
+
+    #[test]
+    fn a_set_while_poll_stores_its_waker_is_not_lost() {
+        // The hook runs `set` on another thread at the moment `poll` clones the waker: after
+        // its check of the signal, before its Pending.
+        let (signal, mut flag) = flag();
+        let hooked = Arc::new(Hooked::default());
+        *hooked.on_clone.lock().unwrap() = Some(Box::new(move || signal.set()));
+        let waker = hooked_waker(hooked.clone());
+        let first = poll_with(&mut flag, &waker);
+        hooked.join();
+        assert!(
+            first.is_ready() || hooked.wakes.load(Ordering::SeqCst) == 1,
+            "`set` ran on another thread while `poll` was storing the waker, and the task was \
+             never woken: check the signal and store the waker under one lock, so that `set` \
+             cannot slip in between"
+        );
+        assert_eq!(poll_with(&mut flag, &waker), Poll::Ready(()));
+    }
+
+    #[test]
+    fn a_task_polled_as_soon_as_it_is_woken_sees_the_signal_set() {
+        // The hook polls the flag on another thread as soon as `set` wakes it, as a runtime
+        // with several threads may do.
+        let (signal, flag) = flag();
+        let flag = Arc::new(Mutex::new(flag));
+        let (counter, plain) = counting_waker();
+        let repoll = Arc::new(Mutex::new(None));
+        let hooked = Arc::new(Hooked::default());
+        *hooked.on_wake.lock().unwrap() = Some(Box::new({
+            let (flag, repoll) = (flag.clone(), repoll.clone());
+            move || *repoll.lock().unwrap() = Some(poll_with(&mut flag.lock().unwrap(), &plain))
+        }));
+        let waker = hooked_waker(hooked.clone());
+        assert_eq!(poll_with(&mut flag.lock().unwrap(), &waker), Poll::Pending);
+        drop(waker);
+        signal.set();
+        hooked.join();
+        let repoll = repoll.lock().unwrap().take();
+        assert_eq!(
+            hooked.wakes.load(Ordering::SeqCst),
+            1,
+            "set should wake the stored waker"
+        );
+        assert!(
+            repoll == Some(Poll::Ready(())) || wakes(&counter) == 1,
+            "the task was polled again as soon as `set` woke it, found the signal not yet set, \
+             and was never woken again: mark the signal set before waking"
         );
     }
 

@@ -16,7 +16,9 @@
 //!
 //! ## Your job
 //! Implement `Stream for Ticker`: tick `n` (1, 2, ..., `count`) arrives at `start + n·period`,
-//! then the stream ends with `None`, and keeps answering `None` if polled again.
+//! then the stream ends with `None`, and keeps answering `None` if polled again. A consumer
+//! that comes back late gets at once every tick whose time has passed, one per poll, and the
+//! later ticks on their original schedule.
 //!
 //! ## Read
 //! - <https://docs.rs/futures/latest/futures/stream/trait.Stream.html>
@@ -83,15 +85,10 @@ async fn main() {
 
 #[cfg(test)]
 mod tests {
-    // What these checks reject:
-    // - a new `Sleep` made on every poll: it never fires, no tick ever arrives;
-    // - `Pending` without polling the `Sleep` (e.g. comparing `Instant::now()` with a
-    //   deadline): no waker is registered, so the clock reaching the deadline wakes nobody;
-    // - `cx.waker().wake_by_ref()` + `Pending` (a busy loop): woken before the deadline;
-    // - the next deadline counted from "now" (when a tick is yielded, or at the next poll)
-    //   rather than from the previous deadline: a consumer late once shifts later ticks;
-    // - never ending, or ending one tick early or late: the items are compared, and
-    //   `None` must be answered again after the end.
+    // What these checks reject: the wrong solutions of `corpus/01_basics/hand_written_stream.toml`
+    // (a new `Sleep` on every poll, `Pending` without polling the `Sleep`, a busy loop, the
+    // next deadline counted from "now" always or only when late, a schedule that skips missed
+    // ticks, ending early or late or not staying ended).
     // The streams are driven by hand on the paused clock (1 ms at a time, polled only when
     // woken), so every one of these fails quickly instead of hanging.
     use super::*;
@@ -194,6 +191,19 @@ mod tests {
             ticks,
             [(1, 100 * MS), (2, 250 * MS), (3, 300 * MS), (4, 400 * MS)],
             "count each deadline from the previous deadline, not from when the tick was yielded or polled"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_consumer_late_by_more_than_a_period_gets_the_missed_ticks_at_once() {
+        // Back 250 ms after tick 1: ticks 2 (due at 200) and 3 (due at 300) are both ready at
+        // 350, and tick 4 keeps its time, 400.
+        let ticks = drive(Ticker::new(100 * MS, 4), 250 * MS).await;
+        assert_eq!(
+            ticks,
+            [(1, 100 * MS), (2, 350 * MS), (3, 350 * MS), (4, 400 * MS)],
+            "a tick whose time has passed is due at once: count each deadline from the previous \
+             deadline, even when that one is already past"
         );
     }
 

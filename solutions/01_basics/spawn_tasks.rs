@@ -120,7 +120,7 @@ pub async fn quote_all(catalogue: Arc<Catalogue>, orders: &[Order]) -> Vec<Optio
     // Every task is already running; awaiting the handles in order keeps the input order.
     let mut quotes = Vec::with_capacity(handles.len());
     for handle in handles {
-        // A JoinHandle yields Err(JoinError) if its task panicked: the next exercise.
+        // A JoinHandle yields Err(JoinError) if its task panicked: see `task_errors`.
         quotes.push(handle.await.expect("a quote task panicked"));
     }
     quotes

@@ -140,7 +140,8 @@ pub async fn first_even_squares(api: Api, n: usize) -> Vec<u32> {
         .await
 }
 
-/// The details of all `ids`, with at most `limit` requests in flight; any order.
+/// The details of all `ids`, with `limit` requests in flight while any are waiting (never
+/// more); any order.
 pub async fn fetch_details(api: Api, ids: Vec<u32>, limit: usize) -> Vec<Detail> {
     stream::iter(ids)
         .map(|id| api.fetch_detail(id))
@@ -166,15 +167,10 @@ async fn main() {
 
 #[cfg(test)]
 mod tests {
-    // What these checks reject:
-    // - fetching every page into a Vec first, then `stream::iter` over it: over-fetches
-    //   pages a `take` never needed;
-    // - an `item_ids` that skips or repeats a page, or never ends: ids compared exactly,
-    //   under a timeout on the paused clock;
-    // - `then` (one detail at a time) or a limit of 1: in-flight high-water mark is 1;
-    // - `join_all` (no limit): the high-water mark exceeds `limit`;
-    // - `buffered` (input order): a slow first id holds up the slots behind it, so the
-    //   total virtual time is longer than with `buffer_unordered`.
+    // What these checks reject: the wrong solutions of `corpus/01_basics/streams_basics.toml`
+    // (every page fetched up front or one page ahead, a page skipped, repeated or fetched past
+    // the end, `take` before `filter`, `then`, `join_all`, `buffered`, a limit capped at a
+    // fixed value, details made up without asking the api).
     use super::*;
     use proptest::prelude::*;
     use tokio::time::{Instant, timeout};
@@ -273,6 +269,23 @@ mod tests {
             DETAIL_LATENCY * 4,
             "2 slots: id 1 (300 ms) in one, ids 2..=5 one after another in the other = 400 ms; longer means a free slot waited for the slow first id (buffered), shorter means no limit"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_large_limit_is_used_in_full() {
+        for (n, limit, rounds) in [(40, 16, 3), (10, 50, 1)] {
+            let api = Api::new(0, 1);
+            let start = Instant::now();
+            let details = fetch_details(api.clone(), (1..=n).collect(), limit).await;
+            assert_eq!(details.len(), n as usize);
+            assert_eq!(
+                (api.max_in_flight(), start.elapsed()),
+                ((n as usize).min(limit), DETAIL_LATENCY * rounds),
+                "{n} requests with a limit of {limit}: {} should run at once, in {rounds} \
+                 rounds (is the limit the one asked for?)",
+                (n as usize).min(limit)
+            );
+        }
     }
 
     proptest! {

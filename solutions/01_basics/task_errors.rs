@@ -10,8 +10,9 @@
 //!
 //! A batch job that runs many jobs side by side usually wants every outcome, not the first
 //! failure: which jobs succeeded, which returned an error, which crashed and why. Calling
-//! `unwrap()` on a `JoinHandle`'s result re-raises the panic in the caller and throws away
-//! the other results; `?` on the first error does the same more politely.
+//! `unwrap()` on a `JoinHandle`'s result raises a *new* panic in the caller (about the
+//! `JoinError`; `std::panic::resume_unwind(e.into_panic())` would re-raise the original) and
+//! throws away the other results; `?` on the first error gives up on them more politely.
 //! (Python: `await asyncio.gather(*tasks, return_exceptions=True)`.)
 //!
 //! ## Your job

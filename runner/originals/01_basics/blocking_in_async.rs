@@ -18,7 +18,8 @@
 //! ## Your job
 //! `total_stock` calls a blocking store straight from async code, so while it runs no
 //! other task gets the thread. Fix it so that the runtime stays free while the lookups
-//! run, and the answer stays the same.
+//! run, and the answer stays the same: every sku is looked up in the store, and a lookup
+//! that panics still makes `total_stock` panic (a wrong total is worse than none).
 //!
 //! ## Read
 //! - <https://docs.rs/tokio/latest/tokio/task/fn.spawn_blocking.html>
@@ -67,15 +68,10 @@ async fn main() {
 
 #[cfg(test)]
 mod tests {
-    // What these checks reject:
-    // - calling the blocking store straight from the async fn (as shipped): the heartbeat
-    //   cannot run, the lookup gives up waiting for it and panics;
-    // - `tokio::spawn(async move { ... })` around the blocking calls: the task still runs
-    //   on the runtime's only thread, so the heartbeat is starved just the same;
-    // - `tokio::task::block_in_place`: panics on a current-thread runtime;
-    // - `spawn_blocking` and then waiting for it by blocking
-    //   (`Handle::current().block_on(handle)`): panics inside the runtime;
-    // - `spawn_blocking` without awaiting the handle: the total is wrong.
+    // What these checks reject: the wrong solutions of `corpus/01_basics/blocking_in_async.toml`
+    // (the blocking calls left on the runtime thread, in `tokio::spawn`, behind
+    // `block_in_place`, `Handle::block_on` or a joined std thread; a handle never awaited; a
+    // faked answer; a panicking lookup swallowed).
     //
     // How: on tokio's paused clock, timers cannot drive a heartbeat here, because tokio
     // stops auto-advancing virtual time while a `spawn_blocking` task runs (its clock
@@ -169,6 +165,34 @@ mod tests {
         );
         assert_eq!((a, b), (30, 120));
         assert_eq!(beats.load(SeqCst), 5);
+    }
+
+    /// Panics on sku 13, after the heartbeat has answered its ping.
+    struct UnluckyStore(Arc<HeartbeatStore>);
+
+    impl BlockingStore for UnluckyStore {
+        fn stock(&self, sku: u32) -> u64 {
+            let stock = self.0.stock(sku);
+            assert_ne!(sku, 13, "sku 13 is unlucky: its lookup panics");
+            stock
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lookup_that_panics_makes_the_total_panic() {
+        let (store, _beats) = store_with_heartbeat();
+        let unlucky = Arc::new(UnluckyStore(store.clone()));
+        let outcome = tokio::spawn(total_stock(unlucky, vec![1, 13])).await;
+        assert!(
+            outcome.as_ref().is_err_and(|error| error.is_panic()),
+            "the lookup of sku 13 panicked, so `total_stock` should panic too, not answer {:?}",
+            outcome.ok()
+        );
+        let threads = store.threads.lock().unwrap().clone();
+        assert!(
+            threads.iter().all(|&id| id != thread::current().id()),
+            "the blocking calls ran on the runtime's own thread"
+        );
     }
 
     #[tokio::test(start_paused = true)]

@@ -18,8 +18,10 @@
 //!   writer waits for them and then has it alone (and readers that come after a waiting
 //!   writer queue behind it, so writers are not starved).
 //!
-//! (Python: `asyncio.Lock` / `asyncio` has no RwLock; in asyncio one thread runs every task,
-//! so a plain dict needs no lock at all — in tokio tasks run on many threads.)
+//! (Python: `asyncio.Lock`; asyncio has no RwLock. In asyncio one thread runs every task, so a
+//! plain dict needs no lock as long as no `await` sits inside the critical section; with one,
+//! it needs an `asyncio.Lock` too. In tokio tasks run on many threads: shared data always
+//! needs a lock or an atomic.)
 //!
 //! ## Your job
 //! This file does not compile. Make it compile *and* pass the checks: pick, for each of the

@@ -95,13 +95,22 @@ async fn main() {
 
 #[cfg(test)]
 mod tests {
-    // What these checks reject:
-    // - `Notify::notify_waiters` with no stored state (the code as shipped): a task that
-    //   starts waiting after `open` is never released;
-    // - `Notify::notify_one`: its single stored permit releases one waiter, not all of them;
-    // - an `AtomicBool` checked in a loop with `sleep` in between (busy-waiting): the waiter
-    //   wakes up on its own timer while the gate is closed, and is not woken by `open`;
-    // - `is_open` that does not reflect `open`.
+    // What these checks reject: the wrong solutions of `corpus/01_basics/notify_events.toml`
+    // (`notify_waiters` with no state, `notify_one`, a flag polled with `sleep` or `yield_now`,
+    // watch's `send` with nobody subscribed, a late `changed()`, an `is_open` that lies).
+    //
+    // Not loom, and a stress check that can only catch races by luck: the race learners write
+    // here — a flag checked *before* the `Notified` is created, so an `open` in between is
+    // missed — sits between two adjacent statements of the learner's code, on std atomics and
+    // tokio's `Notify`. loom explores only code written against loom's own types (and cannot
+    // model tokio's `Notify`), and no check can stop the learner's code between those two
+    // statements to run `open` there. So `open_on_another_thread_releases_the_waiter` races
+    // `open` against the first poll on two threads, a bounded number of times, and asserts only
+    // what every correct gate guarantees whatever the interleaving: once `open` has returned,
+    // a waiter that is not ready has been woken, and is ready when polled again. A correct
+    // solution can never fail it; a racy one fails it only when the threads happen to meet in
+    // that window, which is why that race is no corpus entry. The header steers to `watch`,
+    // whose `wait_for` has no such window.
     use super::*;
     use tokio::time::{Instant, advance};
     use tokio_test::task::spawn;
@@ -177,7 +186,9 @@ mod tests {
                 })
             })
             .collect();
-        tokio::time::sleep(Duration::from_millis(105)).await;
+        // `advance`, not `sleep`: a busy-waiting gate keeps the runtime busy, so the paused
+        // clock would never move on its own.
+        advance(Duration::from_millis(105)).await;
         gate.open();
         let late = {
             let gate = Arc::clone(&gate);
@@ -196,6 +207,59 @@ mod tests {
                 Duration::from_millis(105),
                 "every task should go the very moment the gate opens"
             );
+        }
+    }
+
+    #[test]
+    fn open_on_another_thread_releases_the_waiter() {
+        use std::panic::AssertUnwindSafe;
+        use std::sync::Barrier;
+        const ROUNDS: usize = 200;
+        let gates: Vec<Gate> = (0..ROUNDS).map(|_| Gate::new()).collect();
+        let (start, opened) = (Barrier::new(2), Barrier::new(2));
+        // Every round runs to the end (a panic here would leave the other thread waiting at
+        // its barrier); the first failure is reported after both threads are done.
+        let mut failure = None;
+        // A runtime to be inside of, for gates that use tokio's timers.
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .expect("a current-thread runtime");
+        let _inside = runtime.enter();
+        std::thread::scope(|threads| {
+            threads.spawn(|| {
+                for gate in &gates {
+                    start.wait();
+                    gate.open();
+                    opened.wait();
+                }
+            });
+            for (round, gate) in gates.iter().enumerate() {
+                let mut waiter = spawn(gate.wait());
+                start.wait();
+                // Races with `open` on the other thread.
+                let first = std::panic::catch_unwind(AssertUnwindSafe(|| waiter.poll()));
+                opened.wait();
+                let Ok(first) = first else {
+                    failure.get_or_insert(format!("round {round}: `wait` panicked"));
+                    continue;
+                };
+                if first.is_pending() && failure.is_none() {
+                    if !waiter.is_woken() {
+                        failure = Some(format!(
+                            "round {round}: `open` ran on another thread while the waiter was \
+                             getting ready to wait, and the waiter was never woken (a lost wake-up)"
+                        ));
+                    } else if waiter.poll().is_pending() {
+                        failure =
+                            Some(format!("round {round}: woken by `open`, but still waiting"));
+                    }
+                }
+            }
+        });
+        if let Some(failure) = failure {
+            panic!("{failure}");
         }
     }
 }

@@ -107,25 +107,35 @@ async fn main() {
 
 #[cfg(test)]
 mod tests {
-    // What these checks reject:
-    // - `reply.send(..).unwrap()` in the actor: a caller that gives up crashes the actor,
-    //   and every later call fails;
-    // - `answer.await.unwrap()` (or `expect`) in a call: the caller panics instead of
-    //   getting `Err(ActorGone)` when the actor is gone;
-    // - a call that waits forever, or retries, when the actor is gone;
-    // - an actor that never ends (`loop` instead of `while let Some(..)`), or that ends on
-    //   its own before every handle is dropped;
-    // - answers mixed up between concurrent callers, or ids handed out twice;
-    // - sharing the names behind a `Mutex` instead of asking the actor: calls still succeed
-    //   after the actor is gone.
+    // What these checks reject: the wrong solutions of `corpus/01_basics/oneshot_request.toml`
+    // (`unwrap` on either side of the oneshot, a call that hangs or retries when the actor is
+    // gone, an actor that never ends, ends early or gives up when idle, answers mixed up,
+    // names kept in the handles instead of asking the actor).
     use super::*;
     use std::collections::HashSet;
+    use std::future::Future;
+    use std::task::Poll;
     use std::time::Duration;
     use tokio::time::timeout;
     use tokio_test::task::spawn;
     use tokio_test::{assert_pending, assert_ready_eq};
 
     const FOREVER: Duration = Duration::from_secs(3600);
+
+    /// What a call answers when the actor is already gone: it must not wait for anything, nor
+    /// keep retrying (polled while it keeps waking itself, at most 100 times).
+    fn answer_without_the_actor<T>(call: impl Future<Output = T>) -> T {
+        let mut call = spawn(call);
+        for _ in 0..100 {
+            if let Poll::Ready(answer) = call.poll() {
+                return answer;
+            }
+            if !call.is_woken() {
+                break;
+            }
+        }
+        panic!("the actor is gone: the call must fail at once, not wait or retry");
+    }
 
     /// Lets the other tasks run for a while (they are all on this thread).
     async fn let_others_run() {
@@ -184,21 +194,45 @@ mod tests {
         let (registry, actor) = Registry::start();
         actor.abort();
         let _ = actor.await;
-        let answer = timeout(FOREVER, registry.register("ada"))
-            .await
-            .expect("the actor is gone: the call must fail, not wait forever");
+        let answer = answer_without_the_actor(registry.register("ada"));
         assert_eq!(
             answer,
             Err(ActorGone),
             "the actor is gone: `register` must say so"
         );
-        let answer = timeout(FOREVER, registry.lookup(0))
-            .await
-            .expect("the actor is gone: the call must fail, not wait forever");
+        let answer = answer_without_the_actor(registry.lookup(0));
         assert_eq!(
             answer,
             Err(ActorGone),
             "the actor is gone: `lookup` must say so"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_actor_idle_for_a_month_still_answers() {
+        let (registry, actor) = Registry::start();
+        assert_eq!(registry.register("ada").await, Ok(0));
+        tokio::time::sleep(Duration::from_secs(30 * 24 * 3600)).await;
+        assert!(
+            !actor.is_finished(),
+            "the actor stopped after a quiet month, though handles are alive: it must wait for \
+             commands until every handle is dropped"
+        );
+        assert_eq!(registry.lookup(0).await, Ok(Some("ada".to_string())));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn only_the_actor_knows_the_names() {
+        let (registry, actor) = Registry::start();
+        assert_eq!(registry.register("ada").await, Ok(0));
+        assert_eq!(registry.lookup(0).await, Ok(Some("ada".to_string())));
+        actor.abort();
+        let _ = actor.await;
+        let answer = answer_without_the_actor(registry.lookup(0));
+        assert_eq!(
+            answer,
+            Err(ActorGone),
+            "the actor is gone, yet `lookup` answered: the names belong to the actor, ask it"
         );
     }
 

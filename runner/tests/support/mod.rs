@@ -41,7 +41,7 @@ impl CourseCopy {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let dir = tempfile::tempdir().unwrap();
-        copy_tree(&workspace(), dir.path());
+        copy_as_shipped(&workspace(), dir.path());
         CourseCopy {
             dir,
             _one_at_a_time: guard,
@@ -109,6 +109,20 @@ impl CourseCopy {
     }
 }
 
+/// Copies the course at `from` to `to` as shipped, whatever the learner did: `exercises/`
+/// holds the pristine stubs of `runner/originals/`, not the learner's solved or
+/// half-written files, and no progress file comes along.
+pub fn copy_as_shipped(from: &Path, to: &Path) {
+    copy_tree(from, to);
+    let exercises = to.join("exercises");
+    for entry in std::fs::read_dir(&exercises).unwrap().flatten() {
+        if entry.path().is_dir() {
+            std::fs::remove_dir_all(entry.path()).unwrap();
+        }
+    }
+    copy_tree(&from.join("runner").join("originals"), &exercises);
+}
+
 fn copy_tree(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap().flatten() {
@@ -146,11 +160,16 @@ pub struct Pty {
 }
 
 impl Pty {
-    pub fn spawn(mut command: Command) -> Pty {
+    pub fn spawn(command: Command) -> Pty {
+        Pty::spawn_sized(command, 50, 140)
+    }
+
+    /// On a terminal of `rows` × `cols`; `TERM` is xterm-256color unless the command sets it.
+    pub fn spawn_sized(mut command: Command, rows: u16, cols: u16) -> Pty {
         let (mut master, mut slave) = (0, 0);
         let size = libc::winsize {
-            ws_row: 50,
-            ws_col: 140,
+            ws_row: rows,
+            ws_col: cols,
             ws_xpixel: 0,
             ws_ypixel: 0,
         };
@@ -172,8 +191,10 @@ impl Pty {
                 OwnedFd::from_raw_fd(slave),
             )
         };
+        if !command.get_envs().any(|(key, _)| key == "TERM") {
+            command.env("TERM", "xterm-256color");
+        }
         command
-            .env("TERM", "xterm-256color")
             .stdin(slave.try_clone().unwrap())
             .stdout(slave.try_clone().unwrap())
             .stderr(slave.try_clone().unwrap());
@@ -202,6 +223,11 @@ impl Pty {
     /// Everything printed so far, without colours.
     pub fn screen(&self) -> String {
         strip(&self.screen.lock().unwrap())
+    }
+
+    /// Everything printed so far, escape codes and all.
+    pub fn raw(&self) -> String {
+        self.screen.lock().unwrap().clone()
     }
 
     /// How much has been printed so far (to wait for what comes after it).

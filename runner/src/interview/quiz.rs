@@ -12,7 +12,8 @@ use anyhow::bail;
 use colored::Colorize as _;
 use serde::{Deserialize, Serialize};
 
-use crate::questions::{self, Bank, Level, Question, TOPICS};
+use super::bank::{Bank, Level, Question, TOPICS};
+use super::print::{self, Locked};
 
 /// Answers in one session (fewer when fewer questions are selected).
 pub const SESSION_LENGTH: usize = 10;
@@ -135,6 +136,7 @@ pub fn score_by_topic(answers: &[(&Question, bool)]) -> Vec<TopicScore> {
 pub fn run(
     bank: &Bank,
     level: Option<Level>,
+    locked: &Locked,
     state: &mut QuizState,
     save: &mut dyn FnMut(&QuizState) -> anyhow::Result<()>,
 ) -> anyhow::Result<()> {
@@ -147,12 +149,12 @@ pub fn run(
     }
     if !crate::term::is_interactive() {
         // A closed stdout (`runner quiz | head`) is not an error worth reporting.
-        let _ = write_all(&mut io::stdout().lock(), &pool);
+        let _ = write_all(&mut io::stdout().lock(), &pool, locked);
         return Ok(());
     }
     let _raw = crate::term::RawMode::enable()?;
     let mut out = crate::term::CrLf(io::stdout().lock());
-    session(&pool, state, save, &mut read_key, &mut out)
+    session(&pool, locked, state, save, &mut read_key, &mut out)
 }
 
 /// What a key press means to the quiz.
@@ -165,12 +167,12 @@ enum Key {
 }
 
 /// Without a terminal: every question and its answer.
-fn write_all(out: &mut dyn Write, pool: &[&Question]) -> io::Result<()> {
+fn write_all(out: &mut dyn Write, pool: &[&Question], locked: &Locked) -> io::Result<()> {
     for (number, question) in pool.iter().enumerate() {
         if number > 0 {
-            writeln!(out, "\n{}\n", "─".repeat(questions::WIDTH).dimmed())?;
+            writeln!(out, "\n{}\n", "─".repeat(print::WIDTH).dimmed())?;
         }
-        questions::write_question(out, question)?;
+        print::write_question(out, question, locked)?;
     }
     Ok(())
 }
@@ -178,6 +180,7 @@ fn write_all(out: &mut dyn Write, pool: &[&Question]) -> io::Result<()> {
 /// One interactive session, with the keys and the output passed in so that tests can play it.
 fn session(
     pool: &[&Question],
+    locked: &Locked,
     state: &mut QuizState,
     save: &mut dyn FnMut(&QuizState) -> anyhow::Result<()>,
     keys: &mut dyn FnMut() -> anyhow::Result<Key>,
@@ -195,7 +198,7 @@ fn session(
             "\n{}",
             format!("Question {} of {length}", answers.len() + 1).dimmed()
         )?;
-        questions::write_question_head(out, question)?;
+        print::write_question_head(out, question)?;
         writeln!(
             out,
             "\n{}",
@@ -205,7 +208,7 @@ fn session(
         if keys()? == Key::Quit {
             break;
         }
-        questions::write_question_answer(out, question)?;
+        print::write_question_answer(out, question, locked)?;
         writeln!(out, "\n{}", "Did you know it? [y/n, q quits]".bold())?;
         out.flush()?;
         let known = loop {
@@ -283,7 +286,7 @@ fn read_key() -> anyhow::Result<Key> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::questions::tests::{bank, plain};
+    use crate::interview::fixtures::{bank, plain};
 
     #[test]
     fn new_questions_come_in_the_banks_order() {
@@ -445,7 +448,7 @@ mod tests {
         let bank = bank();
         let pool = bank.select(Some(Level::Basic));
         let mut out = Vec::new();
-        write_all(&mut out, &pool).unwrap();
+        write_all(&mut out, &pool, &Locked::default()).unwrap();
         let out = plain(out);
         let first = out.find("What happens when you call an async fn").unwrap();
         let first_answer = out.find("Nothing runs").unwrap();
@@ -468,6 +471,7 @@ mod tests {
         let mut out = Vec::new();
         session(
             &pool,
+            &Locked::default(),
             &mut state,
             &mut |_| {
                 saves += 1;
