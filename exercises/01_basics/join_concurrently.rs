@@ -26,8 +26,17 @@ use tokio::time::sleep;
 async fn fetch(what: &str, latency_ms: u64) -> String {
     // Records the call on the check's timeline (a failing check draws what ran when).
     let _span = timeline::span(what);
+    let started = tokio::time::Instant::now();
     sleep(Duration::from_millis(latency_ms)).await;
+    CALLS.with_borrow_mut(|calls| calls.push((what.to_owned(), started, started.elapsed())));
     format!("{what}: ok")
+}
+
+thread_local! {
+    /// The pretend server's log of the calls it answered on this thread: what, when it
+    /// started, how long it took. The checks read it (each runs on its own thread).
+    static CALLS: std::cell::RefCell<Vec<(String, tokio::time::Instant, Duration)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -71,7 +80,10 @@ mod tests {
     // - awaiting one call after another: virtual time is the sum, not the longest;
     // - answers in completion order (FuturesUnordered, a channel): the slow-first input
     //   comes back reversed;
-    // - mixing up the dashboard's fields: the values are compared.
+    // - mixing up the dashboard's fields: the values are compared;
+    // - answers written by hand after sleeping the longest latency: the server's call log
+    //   is checked.
+    // More in corpus/01_basics/join_concurrently.toml.
     use super::*;
     use proptest::prelude::*;
     use timeline::Timeline;
@@ -96,6 +108,42 @@ mod tests {
                 orders: "orders: ok".into(),
                 recommendations: "recommendations: ok".into(),
             }
+        );
+    }
+
+    /// The calls the server answered since the last look, sorted by name.
+    fn calls_answered() -> Vec<(String, Instant, Duration)> {
+        let mut calls = CALLS.with_borrow_mut(std::mem::take);
+        calls.sort_by(|a, b| a.0.cmp(&b.0));
+        calls
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn every_part_is_really_fetched_and_the_calls_start_together() {
+        let start = Instant::now();
+        calls_answered();
+        load_dashboard().await;
+        let ms = Duration::from_millis;
+        assert_eq!(
+            calls_answered(),
+            [
+                ("orders".to_string(), start, ms(200)),
+                ("recommendations".to_string(), start, ms(100)),
+                ("user".to_string(), start, ms(300)),
+            ],
+            "the server should have answered one call per part, all started at once: the \
+             dashboard's values must come from `fetch`, not be written by hand"
+        );
+
+        let start = Instant::now();
+        fetch_prices(&[("apple", 30), ("pear", 10)]).await;
+        assert_eq!(
+            calls_answered(),
+            [
+                ("apple".to_string(), start, ms(30)),
+                ("pear".to_string(), start, ms(10)),
+            ],
+            "one `fetch` per item, all started at once: the prices must come from the server"
         );
     }
 

@@ -48,6 +48,8 @@ pub struct Catalogue {
     entries: HashMap<String, Entry>,
     // TODO: a `Cell` is not `Sync`, so an `Arc<Catalogue>` cannot be sent to another task.
     lookups: Cell<u64>,
+    /// The task each lookup ran in (`None`: not in a spawned task), for the checks.
+    lookup_tasks: std::sync::Mutex<Vec<Option<tokio::task::Id>>>,
 }
 
 impl Catalogue {
@@ -66,6 +68,7 @@ impl Catalogue {
         Catalogue {
             entries,
             lookups: Cell::new(0),
+            lookup_tasks: std::sync::Mutex::new(Vec::new()),
         }
     }
 
@@ -78,6 +81,10 @@ impl Catalogue {
     /// item's latency, or `None` after `NOT_FOUND_MS` for an unknown item.
     pub async fn price(&self, item: &str) -> Option<u64> {
         self.lookups.set(self.lookups.get() + 1);
+        self.lookup_tasks
+            .lock()
+            .unwrap()
+            .push(tokio::task::try_id());
         match self.entries.get(item) {
             Some(entry) => {
                 sleep(Duration::from_millis(entry.latency_ms)).await;
@@ -148,7 +155,10 @@ mod tests {
     //   quotes are missing and the tasks still hold the catalogue after `quote_all` returns;
     // - a copy of the catalogue per task (derive Clone and move a clone in): the lookups are
     //   counted on the copies, the shared catalogue's statistics stay at zero;
-    // - quotes in completion order: the slowest order comes first and ends up last.
+    // - quotes in completion order: the slowest order comes first and ends up last;
+    // - idle decoy tasks alive while the caller does the lookups: each lookup's task is
+    //   recorded.
+    // More in corpus/01_basics/spawn_tasks.toml.
     use super::*;
     use proptest::prelude::*;
     use tokio::time::Instant;
@@ -208,6 +218,27 @@ mod tests {
         assert_eq!(
             alive_while_quoting, 3,
             "three orders should be quoted by three tasks alive at once: tokio::spawn one per order"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn each_lookup_runs_in_the_task_of_its_order() {
+        let orders = [order("apple", 1), order("pear", 1), order("kiwi", 1)];
+        let shared = catalogue();
+        quote_all(Arc::clone(&shared), &orders).await;
+        let tasks = shared.lookup_tasks.lock().unwrap().clone();
+        assert!(
+            tasks.iter().all(Option::is_some),
+            "every lookup should run inside a spawned task, not in the caller (tasks that only \
+             wait alongside do not count)"
+        );
+        let mut distinct = tasks.clone();
+        distinct.sort();
+        distinct.dedup();
+        assert_eq!(
+            (tasks.len(), distinct.len()),
+            (3, 3),
+            "three orders: three lookups, each in a task of its own"
         );
     }
 

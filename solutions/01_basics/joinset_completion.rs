@@ -102,7 +102,9 @@ mod tests {
     //   dropped, `detach_all`): the other jobs finish later and bump the counter;
     // - waiting for every job before returning the error: it returns late;
     // - `until_first_failure` that ignores errors or returns the last one: the error and
-    //   its time are checked.
+    //   its time are checked;
+    // - a job's panic skipped or re-wrapped, in either function: a job panics.
+    // More in corpus/01_basics/joinset_completion.toml.
     // Returning with `?` and letting the JoinSet drop passes: dropping a JoinSet aborts.
     use super::*;
     use proptest::prelude::*;
@@ -257,6 +259,62 @@ mod tests {
         let none: Vec<std::future::Ready<Result<u8, u8>>> = Vec::new();
         assert_eq!(until_first_failure(none).await, Ok(vec![]));
         assert_eq!(start.elapsed(), Duration::ZERO);
+    }
+
+    /// The payload of the panic that ended `run`, which must panic.
+    async fn panic_of<T: Send + 'static>(run: impl Future<Output = T> + Send + 'static) -> String {
+        match tokio::spawn(run).await {
+            Ok(_) => {
+                panic!("a job panicked, yet the call returned normally: let the panic propagate")
+            }
+            Err(err) => {
+                let payload = err.into_panic();
+                payload
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| payload.downcast_ref::<String>().cloned())
+                    .unwrap_or_default()
+            }
+        }
+    }
+
+    async fn panicking_job<T>(ms: u64) -> T {
+        sleep(Duration::from_millis(ms)).await;
+        panic!("job exploded")
+    }
+
+    /// Jobs of different kinds in one list.
+    type BoxedJob<T> = std::pin::Pin<Box<dyn Future<Output = T> + Send>>;
+
+    #[tokio::test(start_paused = true)]
+    async fn as_completed_lets_a_jobs_panic_propagate_unchanged() {
+        let jobs: Vec<BoxedJob<u64>> = vec![
+            Box::pin(async { 1 }),
+            Box::pin(panicking_job(10)),
+            Box::pin(async { 3 }),
+        ];
+        assert_eq!(
+            panic_of(as_completed(jobs)).await,
+            "job exploded",
+            "a job's panic must come out of as_completed with its own message \
+             (std::panic::resume_unwind(err.into_panic())), not be skipped or re-wrapped"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn until_first_failure_lets_a_jobs_panic_propagate_unchanged() {
+        let tally = Tally::default();
+        let jobs: Vec<BoxedJob<Result<u64, u64>>> = vec![
+            Box::pin(tally.job(50, false)),
+            Box::pin(panicking_job(10)),
+            Box::pin(tally.job(30, false)),
+        ];
+        assert_eq!(
+            panic_of(until_first_failure(jobs)).await,
+            "job exploded",
+            "a job's panic must come out of until_first_failure with its own message \
+             (std::panic::resume_unwind(err.into_panic())), not be skipped or re-wrapped"
+        );
     }
 
     /// Distinct latencies (ties would finish in either order), in a random order.

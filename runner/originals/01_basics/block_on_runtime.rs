@@ -42,10 +42,16 @@ pub struct Quote {
 /// The async client call that the blocking API wraps. Answers after 2 ms.
 async fn fetch_quote(symbol: &str) -> Quote {
     sleep(Duration::from_millis(2)).await;
+    QUOTES_SERVED.set(QUOTES_SERVED.get() + 1);
     Quote {
         symbol: symbol.to_owned(),
         cents: 100 * symbol.len() as u64,
     }
+}
+
+thread_local! {
+    /// How many quotes the client answered on this thread, for the checks.
+    static QUOTES_SERVED: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
 }
 
 /// Runs `future` to completion on the calling thread and returns its output, on a fresh
@@ -134,7 +140,9 @@ mod tests {
     // - building the runtime but not blocking on the work (returning early, or spawning and
     //   dropping the runtime): outputs are missing;
     // - a runtime inside a runtime (`block_on` within `block_on`): it panics "Cannot start a
-    //   runtime from within a runtime".
+    //   runtime from within a runtime";
+    // - a quote written by hand without running the client: the client counts its answers.
+    // More in corpus/01_basics/block_on_runtime.toml.
     use super::*;
     use proptest::prelude::*;
     use std::collections::HashSet;
@@ -257,12 +265,18 @@ mod tests {
 
     #[test]
     fn fetch_quote_blocking_works_from_plain_sync_code() {
+        let served = QUOTES_SERVED.get();
         assert_eq!(
             fetch_quote_blocking("RUST"),
             Quote {
                 symbol: "RUST".into(),
                 cents: 400
             }
+        );
+        assert_eq!(
+            QUOTES_SERVED.get() - served,
+            1,
+            "the quote must come from the async client (`fetch_quote`), run once to completion"
         );
     }
 

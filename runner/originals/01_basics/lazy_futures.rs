@@ -112,7 +112,10 @@ mod tests {
     //   events are not there when `place_order`/`place_orders` returns;
     // - starting the work when the future is created (a plain `fn` that spawns and returns
     //   the handle): events appear before the future is awaited;
-    // - placing the orders of `place_orders` together or out of order: the events interleave.
+    // - placing the orders of `place_orders` together or out of order: the events interleave;
+    // - sleeping the total time and writing the records at the end: each step's event is
+    //   looked for at its own time.
+    // More in corpus/01_basics/lazy_futures.toml.
     use super::*;
     use proptest::prelude::*;
     use tokio::time::{Instant, advance};
@@ -170,6 +173,27 @@ mod tests {
             shop.events(),
             one_order("book", 1200),
             "nothing may still be running after place_order returned"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn each_step_happens_when_the_step_before_it_is_done() {
+        let shop = Shop::new();
+        let start = Instant::now();
+        let (_, seen) = tokio::join!(place_order(&shop, "book", 1200), async {
+            let mut seen = Vec::new();
+            for at_ms in [5, 15, 32, 36] {
+                tokio::time::sleep_until(start + Duration::from_millis(at_ms)).await;
+                seen.push(shop.events().len());
+            }
+            seen
+        });
+        assert_eq!(
+            seen,
+            [0, 1, 2, 3],
+            "events seen at 5, 15, 32 and 36 ms: the stock is reserved at 10 ms, the card \
+             charged at 30 ms, the receipt sent at 35 ms — each step does its own work when \
+             it runs, not all of it at the end"
         );
     }
 

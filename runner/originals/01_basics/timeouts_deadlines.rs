@@ -14,7 +14,8 @@
 //!
 //! ## Your job
 //! Implement `read_within` (one call, one limit) and `request` (three steps, one
-//! deadline). Both return `TimedOut(step)` naming the step that ran out of time.
+//! deadline). Both return `TimedOut(step)` naming the step that ran out of time. A step
+//! that completes exactly at the limit or the deadline is in time: its result counts.
 //!
 //! ## Read
 //! - <https://docs.rs/tokio/latest/tokio/time/fn.timeout.html>
@@ -127,7 +128,9 @@ mod tests {
     // - a deadline computed too late (e.g. from `Instant::now()` at each step) — same thing;
     // - racing the step against `sleep` but keeping the step alive (spawning it, or
     //   awaiting it after the race): the timed-out step must be dropped at once;
-    // - an error that names the wrong step.
+    // - an error that names the wrong step;
+    // - a step completing exactly at the limit or deadline treated as late.
+    // More in corpus/01_basics/timeouts_deadlines.toml.
     use super::*;
     use proptest::prelude::*;
     use std::cell::RefCell;
@@ -226,6 +229,47 @@ mod tests {
             ms(100),
             "a reply in 100 ms should come back at 100 ms\n{}",
             server.timeline.picture("done by 100 ms")
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_step_that_completes_exactly_at_the_limit_or_the_deadline_counts() {
+        let mut server = FakeServer::new(None, None, Some(50));
+        server.last_request = "GET /".into();
+        assert_eq!(
+            bounded(read_within(&mut server, ms(50))).await,
+            Ok("reply to GET /".to_string()),
+            "a read that answers exactly at its 50 ms limit is in time"
+        );
+
+        let mut server = FakeServer::new(Some(40), Some(20), Some(40));
+        let start = Instant::now();
+        let reply = bounded(request(&mut server, "GET /", start + ms(100))).await;
+        assert_eq!(
+            reply,
+            Ok("reply to GET /".to_string()),
+            "steps of 40 + 20 + 40 ms end exactly at the 100 ms deadline: that is in time"
+        );
+        assert_eq!(start.elapsed(), ms(100));
+
+        let mut server = FakeServer::new(Some(40), Some(60), Some(1));
+        let start = Instant::now();
+        let reply = bounded(request(&mut server, "GET /", start + ms(100))).await;
+        assert_eq!(
+            reply,
+            Err(TimedOut(Step::Read)),
+            "connect and send end exactly at the deadline: they count, and the read, which \
+             has no time left, is the step that times out"
+        );
+        assert_eq!(start.elapsed(), ms(100));
+
+        let mut server = FakeServer::new(Some(100), Some(1), Some(1));
+        let start = Instant::now();
+        let reply = bounded(request(&mut server, "GET /", start + ms(100))).await;
+        assert_eq!(
+            reply,
+            Err(TimedOut(Step::Send)),
+            "a connect that ends exactly at the deadline is in time; the send after it is not"
         );
     }
 

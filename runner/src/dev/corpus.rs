@@ -269,7 +269,14 @@ pub fn check(root: &Path, corpora: &[(&Exercise, &Corpus)], label: &str) -> Resu
         &scratch.join("Cargo.lock"),
         &fs::read_to_string(root.join("Cargo.lock")).context("cannot read Cargo.lock")?,
     )?;
+    // A first build (or one after many edits) takes minutes: say what is going on.
+    eprintln!(
+        "corpus: building {} entries in {}…",
+        jobs.len(),
+        crate::relative(root, &scratch).display()
+    );
     let built = build(root, &manifest)?;
+    eprintln!("corpus: running their checks…");
 
     let mut queue = VecDeque::new();
     for job in &jobs {
