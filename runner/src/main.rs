@@ -82,7 +82,12 @@ enum Command {
 #[derive(Subcommand)]
 enum DevCommand {
     /// Check the whole course (or one exercise): stubs fail, solutions pass, files in sync
-    Check { name: Option<String> },
+    Check {
+        name: Option<String>,
+        /// Skip the corpus of wrong and right solutions (the slowest step)
+        #[arg(long)]
+        no_corpus: bool,
+    },
     /// Scaffold a new exercise: stub, solution, info.toml entry, manifests, corpus skeleton
     New {
         name: String,
@@ -250,9 +255,10 @@ fn command(cli: Cli, root: &Path, course: &Course, state: &mut State) -> Result<
 /// `runner dev …`: the authors' tools.
 fn dev(root: &Path, course: &Course, command: DevCommand) -> Result<bool> {
     match command {
-        DevCommand::Check { name } => {
-            let problems =
-                runner::dev::check::run(root, name.as_deref(), &mut |s| term::status(s))?;
+        DevCommand::Check { name, no_corpus } => {
+            let problems = runner::dev::check::run(root, name.as_deref(), !no_corpus, &mut |s| {
+                term::status(s)
+            })?;
             term::clear_status();
             term::print(&runner::dev::report(&problems));
             Ok(problems.is_empty())

@@ -24,21 +24,75 @@ pub struct Scope<'a> {
     pub exercises: Vec<&'a Exercise>,
     /// The name given to `dev check NAME`, if any.
     pub only: Option<&'a str>,
+    /// Whether to build and run the corpus (the slowest step).
+    pub corpus: bool,
 }
 
 type Step = fn(&Scope, &mut dyn FnMut(&str)) -> Result<Vec<Problem>>;
 
-/// Every rule, cheapest first. The corpus step (`super::corpus`, branch corpus-a) goes last:
-/// `|scope, _| super::corpus::check_corpus(scope.root, scope.only)`.
+/// Every rule, cheapest first; the corpus, the slowest, goes last.
 const STEPS: &[Step] = &[
     |scope, _| Ok(files_and_headers(scope)),
     |scope, _| manifests(scope),
     |scope, status| stubs_fail(scope, status),
     |scope, status| solutions_pass(scope, status),
+    |scope, status| corpus(scope, status),
 ];
 
+/// The fewest wrong and right solutions an exercise's corpus holds (CONTRIBUTING.md).
+const MIN_WRONG: usize = 5;
+const MIN_RIGHT: usize = 2;
+
+/// Every exercise has a corpus of at least `MIN_WRONG` wrong and `MIN_RIGHT` right
+/// solutions, and the checks judge every entry right.
+fn corpus(scope: &Scope, status: &mut dyn FnMut(&str)) -> Result<Vec<Problem>> {
+    let mut problems = Vec::new();
+    if !scope.corpus {
+        return Ok(problems);
+    }
+    for exercise in &scope.exercises {
+        let path = super::corpus::corpus_file(scope.root, exercise);
+        if !path.is_file() {
+            problems.push(Problem::new(
+                &exercise.name,
+                format!("no corpus: write {} (see corpus/README.md)", path.display()),
+            ));
+            continue;
+        }
+        match super::corpus::load(&path) {
+            Ok(corpus) if corpus.wrong.len() < MIN_WRONG || corpus.right.len() < MIN_RIGHT => {
+                problems.push(Problem::new(
+                    &exercise.name,
+                    format!(
+                        "the corpus holds {} wrong and {} right solutions; at least {MIN_WRONG} \
+                         and {MIN_RIGHT} are needed",
+                        corpus.wrong.len(),
+                        corpus.right.len()
+                    ),
+                ));
+            }
+            Ok(_) => {}
+            Err(error) => problems.push(Problem::new(&exercise.name, format!("{error:#}"))),
+        }
+    }
+    status("Building and running the corpus of wrong and right solutions…");
+    let outcome = super::corpus::run(scope.root, scope.course, scope.only)?;
+    problems.extend(
+        outcome
+            .mismatches
+            .iter()
+            .map(|mismatch| Problem::new(&mismatch.exercise, mismatch.to_string())),
+    );
+    Ok(problems)
+}
+
 /// Runs every step on the course at `root` (or on one exercise) and returns what is wrong.
-pub fn run(root: &Path, only: Option<&str>, status: &mut dyn FnMut(&str)) -> Result<Vec<Problem>> {
+pub fn run(
+    root: &Path,
+    only: Option<&str>,
+    corpus: bool,
+    status: &mut dyn FnMut(&str),
+) -> Result<Vec<Problem>> {
     let course = match Course::load(root) {
         Ok(course) => course,
         Err(error) => {
@@ -57,6 +111,7 @@ pub fn run(root: &Path, only: Option<&str>, status: &mut dyn FnMut(&str)) -> Res
         course: &course,
         exercises,
         only,
+        corpus,
     };
     let mut problems = Vec::new();
     for step in STEPS {
