@@ -115,10 +115,7 @@ fn dev_new_scaffolds_an_exercise_that_only_lacks_what_the_author_writes() {
         said.contains("✗ ping_pong\n  - a hint is still a TODO"),
         "{said}"
     );
-    assert!(
-        said.contains("at least 5 and 2 are needed"),
-        "{said}"
-    );
+    assert!(said.contains("at least 5 and 2 are needed"), "{said}");
     assert_eq!(
         said.matches("  - ").count(),
         2,

@@ -18,9 +18,12 @@ use super::process::Runs;
 use super::stream::{self, Line, Stop};
 use super::{Cancel, text};
 
-/// After the test binary exits, how long its output may take to arrive when a process
-/// that escaped the job still holds the pipe.
-const DRAIN: Duration = Duration::from_millis(200);
+/// After the test binary exits (and what it left in its job is killed), how long the rest
+/// of its output may take to arrive. The pipe normally closes at once; the bound only
+/// matters when a process that escaped the job still holds it. It must stay generous: on a
+/// loaded machine the threads that read the pipe can wait hundreds of milliseconds for a
+/// core, and a verdict read before they run sees no output at all.
+const DRAIN: Duration = Duration::from_secs(5);
 
 /// How long the failed tests may take, run again for their messages after a timeout.
 const FAILURES_LIMIT: Duration = Duration::from_secs(5);
