@@ -181,7 +181,10 @@ pub fn shutdown() {
 /// job still running. Returns how many it killed besides the leader.
 pub fn kill_job(leader: Option<u32>) -> usize {
     let me = std::process::id();
-    let others: Vec<u32> = jobs()
+    // Held for the whole sweep: a job that starts meanwhile (a new session leader below
+    // the runner) must already be registered, or the sweep would take it for a leftover.
+    let running = jobs();
+    let others: Vec<u32> = running
         .iter()
         .copied()
         .filter(|&job| Some(job) != leader)
