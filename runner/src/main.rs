@@ -235,7 +235,12 @@ fn command(cli: Cli, root: &Path, course: &Course, state: &mut State) -> Result<
             Ok(true)
         }
         Command::Tasks => {
-            print::print_tasks(&load_bank(root, course)?);
+            let bank = load_bank(root, course)?;
+            let status = |name: &str| {
+                let index = course.exercises.iter().position(|e| e.name == name)?;
+                Some(state.status(course, index))
+            };
+            print::print_tasks(&bank, &status);
             Ok(true)
         }
         Command::Dev(command) => dev(root, course, command),

@@ -59,6 +59,7 @@ enum SaveProblem {
     Told,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Status {
     Done,
     Skipped,

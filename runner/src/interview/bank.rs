@@ -116,7 +116,14 @@ pub struct Task {
     pub title: String,
     pub summary: String,
     pub practises: Vec<String>,
-    pub steps: Vec<String>,
+    pub steps: Vec<Step>,
+}
+
+/// One step of a practical task, and the exercise that practises it, where there is one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Step {
+    pub text: String,
+    pub exercise: Option<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -186,18 +193,60 @@ impl TryFrom<String> for Text {
 
 /// A list with at least one entry.
 #[derive(Deserialize)]
-#[serde(try_from = "Vec<Text>")]
-struct Steps(Vec<String>);
+#[serde(try_from = "Vec<RawStep>")]
+struct Steps(Vec<RawStep>);
 
-impl TryFrom<Vec<Text>> for Steps {
+impl TryFrom<Vec<RawStep>> for Steps {
     type Error = &'static str;
 
-    fn try_from(steps: Vec<Text>) -> Result<Steps, &'static str> {
+    fn try_from(steps: Vec<RawStep>) -> Result<Steps, &'static str> {
         if steps.is_empty() {
             return Err("has no steps");
         }
-        Ok(Steps(steps.into_iter().map(|s| s.0).collect()))
+        Ok(Steps(steps))
     }
+}
+
+/// A step: its text alone, or `{ text = "...", exercise = "name" }` when an exercise of the
+/// course is that step. (Not `#[serde(untagged)]`: buffering the value would lose the spans
+/// that errors point at.)
+enum RawStep {
+    Text(Text),
+    Exercise(ExerciseStep),
+}
+
+impl<'de> Deserialize<'de> for RawStep {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct StepVisitor;
+
+        impl<'de> serde::de::Visitor<'de> for StepVisitor {
+            type Value = RawStep;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str(r#"a string, or { text = "...", exercise = "name" }"#)
+            }
+
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<RawStep, E> {
+                Text::try_from(text.to_owned())
+                    .map(RawStep::Text)
+                    .map_err(E::custom)
+            }
+
+            fn visit_map<M: serde::de::MapAccess<'de>>(self, map: M) -> Result<RawStep, M::Error> {
+                let deserializer = serde::de::value::MapAccessDeserializer::new(map);
+                ExerciseStep::deserialize(deserializer).map(RawStep::Exercise)
+            }
+        }
+
+        deserializer.deserialize_any(StepVisitor)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExerciseStep {
+    text: Text,
+    exercise: Spanned<String>,
 }
 
 #[derive(Deserialize)]
@@ -279,7 +328,7 @@ impl Bank {
                 let problem = "is true but the question has no `code`";
                 return Err(located(text, flag, &entry, "compile_fail", problem));
             }
-            let exercises = known(text, &raw.exercises, &entry, known_exercises)?;
+            let exercises = known(text, &raw.exercises, &entry, "exercises", known_exercises)?;
             questions.push(Question {
                 id,
                 level: raw.level,
@@ -291,7 +340,7 @@ impl Bank {
                 exercises,
             });
         }
-        let tasks = tasks(text, raw.tasks)?;
+        let tasks = tasks(text, raw.tasks, known_exercises)?;
         Ok(Bank { questions, tasks })
     }
 
@@ -321,6 +370,7 @@ fn known(
     text: &str,
     names: &[Spanned<String>],
     entry: &str,
+    field: &str,
     known_exercises: &[&str],
 ) -> anyhow::Result<Vec<String>> {
     let mut exercises: Vec<String> = Vec::new();
@@ -337,13 +387,13 @@ fn known(
             exercises.push(exercise.clone());
             continue;
         };
-        return Err(located(text, name, entry, "exercises", &problem));
+        return Err(located(text, name, entry, field, &problem));
     }
     Ok(exercises)
 }
 
 /// The tasks, with unique ids.
-fn tasks(text: &str, raw: Vec<RawTask>) -> anyhow::Result<Vec<Task>> {
+fn tasks(text: &str, raw: Vec<RawTask>, known_exercises: &[&str]) -> anyhow::Result<Vec<Task>> {
     let mut ids: HashMap<String, usize> = HashMap::new();
     let mut tasks = Vec::with_capacity(raw.len());
     for (index, raw) in raw.into_iter().enumerate() {
@@ -353,15 +403,47 @@ fn tasks(text: &str, raw: Vec<RawTask>) -> anyhow::Result<Vec<Task>> {
             let problem = format!("{id:?} is already the id of task #{other}");
             return Err(located(text, &raw.id, &entry, "id", &problem));
         }
+        let entry = format!("task #{} (id {id:?})", index + 1);
+        let steps = steps(text, raw.steps.0, &entry, known_exercises)?;
         tasks.push(Task {
             id,
             title: raw.title.0,
             summary: raw.summary.0,
             practises: raw.practises.into_iter().map(|p| p.0).collect(),
-            steps: raw.steps.0,
+            steps,
         });
     }
     Ok(tasks)
+}
+
+/// A task's steps, each naming an exercise of info.toml (once at most) or none.
+fn steps(
+    text: &str,
+    raw: Vec<RawStep>,
+    entry: &str,
+    known_exercises: &[&str],
+) -> anyhow::Result<Vec<Step>> {
+    let named: Vec<Spanned<String>> = raw
+        .iter()
+        .filter_map(|step| match step {
+            RawStep::Exercise(step) => Some(step.exercise.clone()),
+            RawStep::Text(_) => None,
+        })
+        .collect();
+    known(text, &named, entry, "steps", known_exercises)?;
+    Ok(raw
+        .into_iter()
+        .map(|step| match step {
+            RawStep::Text(text) => Step {
+                text: text.0,
+                exercise: None,
+            },
+            RawStep::Exercise(step) => Step {
+                text: step.text.0,
+                exercise: Some(step.exercise.into_inner()),
+            },
+        })
+        .collect())
 }
 
 /// `futures-are-lazy`: lowercase ASCII letters and digits in words joined by single hyphens.
@@ -420,7 +502,16 @@ mod tests {
                 title: "Web scraper".into(),
                 summary: "Fetch many pages.".into(),
                 practises: vec!["semaphore".into(), "retry with backoff".into()],
-                steps: vec!["Fetch one page.".into(), "Fetch many.".into()],
+                steps: vec![
+                    Step {
+                        text: "Fetch one page.".into(),
+                        exercise: None
+                    },
+                    Step {
+                        text: "Fetch many.".into(),
+                        exercise: Some("join_concurrently".into())
+                    },
+                ],
             }]
         );
         assert_eq!(bank.select(Some(Level::Basic)).len(), 2);
@@ -562,10 +653,17 @@ mod tests {
             ),
             (
                 good_with(
-                    "steps = [\"Fetch one page.\", \"Fetch many.\"]",
+                    "steps = [\"Fetch one page.\", { text = \"Fetch many.\", exercise = \"join_concurrently\" }]",
                     "steps = []",
                 ),
                 "steps = []\n   |         ^^\nhas no steps",
+            ),
+            (
+                good_with(
+                    "exercise = \"join_concurrently\" }",
+                    "exercise = \"join_concurently\" }",
+                ),
+                "task #1 (id \"web-scraper\"), field `steps`: there is no exercise \"join_concurently\" in info.toml. Did you mean `join_concurrently`?",
             ),
         ];
         for (text, expected) in cases {

@@ -5,7 +5,7 @@ pub mod bank;
 pub mod print;
 pub mod quiz;
 
-pub use bank::{Bank, Level, QUESTIONS_FILE, Question, TOPICS, Task};
+pub use bank::{Bank, Level, QUESTIONS_FILE, Question, Step, TOPICS, Task};
 pub use print::Locked;
 
 /// A small bank and helpers shared by the tests of the three modules.
@@ -67,7 +67,7 @@ id = "web-scraper"
 title = "Web scraper"
 summary = "Fetch many pages."
 practises = ["semaphore", "retry with backoff"]
-steps = ["Fetch one page.", "Fetch many."]
+steps = ["Fetch one page.", { text = "Fetch many.", exercise = "join_concurrently" }]
 "#;
 
     pub(crate) fn bank() -> Bank {

@@ -6,10 +6,11 @@
 use std::collections::BTreeSet;
 use std::io::{self, Write};
 
-use colored::Colorize as _;
+use colored::{ColoredString, Colorize as _};
 
-use super::bank::{Bank, Level, Question};
+use super::bank::{Bank, Level, Question, Task};
 use crate::messages::RUNNER;
+use crate::state::Status;
 
 /// Printed text is wrapped to this many columns (code is printed as written).
 pub(crate) const WIDTH: usize = 78;
@@ -29,9 +30,9 @@ pub fn print_question(question: &Question, locked: &Locked) {
     let _ = write_question(&mut io::stdout().lock(), question, locked);
 }
 
-/// The course's practical projects and their steps.
-pub fn print_tasks(bank: &Bank) {
-    let _ = write_tasks(&mut io::stdout().lock(), bank);
+/// The course's practical projects, their steps and the learner's progress on them.
+pub fn print_tasks(bank: &Bank, progress: Progress) {
+    let _ = write_tasks(&mut io::stdout().lock(), bank, progress);
 }
 
 pub(crate) fn write_list(out: &mut dyn Write, bank: &Bank, level: Option<Level>) -> io::Result<()> {
@@ -144,7 +145,10 @@ pub(crate) fn write_question(
     write_question_answer(out, question, locked)
 }
 
-pub(crate) fn write_tasks(out: &mut dyn Write, bank: &Bank) -> io::Result<()> {
+/// Where the learner is on each exercise (`State::status` by name).
+pub type Progress<'a> = &'a dyn Fn(&str) -> Option<Status>;
+
+pub(crate) fn write_tasks(out: &mut dyn Write, bank: &Bank, progress: Progress) -> io::Result<()> {
     for (number, task) in bank.tasks.iter().enumerate() {
         if number > 0 {
             writeln!(out)?;
@@ -164,15 +168,50 @@ pub(crate) fn write_tasks(out: &mut dyn Write, bank: &Bank) -> io::Result<()> {
                 writeln!(out, "{}", line.cyan())?;
             }
         }
-        writeln!(out, "  {}", "Steps".green().bold())?;
-        for (step, text) in task.steps.iter().enumerate() {
-            let item = format!("{}. {text}", step + 1);
+        writeln!(out, "  {}", steps_heading(task, progress))?;
+        for (number, step) in task.steps.iter().enumerate() {
+            let item = format!("{}. {}", number + 1, step.text);
             for line in wrap(&item, WIDTH, "    ") {
                 writeln!(out, "{line}")?;
+            }
+            if let Some(exercise) = &step.exercise {
+                let status = step_status(progress(exercise));
+                writeln!(out, "       {status}  {}", exercise.dimmed())?;
             }
         }
     }
     Ok(())
+}
+
+/// "Steps" and, when exercises practise them, how many of those are done.
+fn steps_heading(task: &Task, progress: Progress) -> String {
+    let exercises: Vec<&str> = task
+        .steps
+        .iter()
+        .filter_map(|step| step.exercise.as_deref())
+        .collect();
+    let heading = "Steps".green().bold();
+    if exercises.is_empty() {
+        return heading.to_string();
+    }
+    let done = exercises
+        .iter()
+        .filter(|name| progress(name) == Some(Status::Done))
+        .count();
+    format!(
+        "{heading} {}",
+        format!("({done} of {} exercises done)", exercises.len()).dimmed()
+    )
+}
+
+/// The same marks as `runner list`.
+fn step_status(status: Option<Status>) -> ColoredString {
+    match status {
+        Some(Status::Done) => "✓ done".green(),
+        Some(Status::Skipped) => "» skipped".yellow(),
+        Some(Status::Current) => "▶ current".cyan().bold(),
+        Some(Status::Locked) | None => "· locked".dimmed(),
+    }
 }
 
 fn capitalized(word: &str) -> String {
@@ -244,6 +283,7 @@ fn list_marker(line: &str) -> Option<&str> {
 mod tests {
     use super::*;
     use crate::interview::fixtures::{bank, plain};
+    use crate::state::Status;
 
     #[test]
     fn the_list_groups_by_level() {
@@ -294,7 +334,7 @@ mod tests {
     #[test]
     fn tasks_list_their_steps() {
         let mut out = Vec::new();
-        write_tasks(&mut out, &bank()).unwrap();
+        write_tasks(&mut out, &bank(), &|_| Some(Status::Locked)).unwrap();
         let out = plain(out);
         assert!(out.starts_with("1. Web scraper (web-scraper)\n"), "{out}");
         assert!(
@@ -302,9 +342,21 @@ mod tests {
             "{out}"
         );
         assert!(
-            out.contains("    1. Fetch one page.\n    2. Fetch many.\n"),
+            out.contains("  Steps (0 of 1 exercises done)\n    1. Fetch one page.\n    2. Fetch many.\n       · locked  join_concurrently\n"),
             "{out}"
         );
+    }
+
+    #[test]
+    fn tasks_show_the_progress_of_their_steps() {
+        let mut out = Vec::new();
+        write_tasks(&mut out, &bank(), &|name| {
+            (name == "join_concurrently").then_some(Status::Done)
+        })
+        .unwrap();
+        let out = plain(out);
+        assert!(out.contains("Steps (1 of 1 exercises done)"), "{out}");
+        assert!(out.contains("       ✓ done  join_concurrently\n"), "{out}");
     }
 
     #[test]
