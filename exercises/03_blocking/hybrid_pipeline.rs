@@ -36,7 +36,7 @@
 //! - <https://docs.rs/tokio/latest/tokio/sync/mpsc/fn.channel.html>
 //! - <https://docs.rs/tokio/latest/tokio/sync/mpsc/struct.Receiver.html#method.poll_recv>
 //! - <https://docs.rs/rayon/latest/rayon/fn.spawn.html>
-//! - CHEATSHEET.md, "rayon (CPU pool) with a `oneshot` back to async code"
+//! - CHEATSHEET.md, "A pipeline: I/O stage → CPU stage → I/O stage"
 
 use std::future::Future;
 use std::sync::Arc;

@@ -31,7 +31,7 @@
 //! - <https://docs.rs/tokio/latest/tokio/sync/mpsc/fn.unbounded_channel.html>
 //! - <https://docs.rs/tokio/latest/tokio/runtime/struct.Builder.html#method.thread_keep_alive>
 //!   (tokio's blocking pool shrinks the same way)
-//! - CHEATSHEET.md, "Best practices"
+//! - CHEATSHEET.md, "A pool that grows and shrinks"
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
