@@ -136,7 +136,8 @@ mod tests {
     // limit. The check waits for the events it expects with a bound of 500 ms, which only
     // turns a wait that can never end into a failure instead of a hang; the guard opens
     // every gate when a check ends, also when it fails. Virtual time (paused clock) orders
-    // fetches and stores; "nothing more happens" is the runtime idle with no digest running.
+    // fetches and stores; "nothing more happens" is the runtime idle, rayon's threads idle,
+    // and no count moving, three times in a row.
     use super::*;
     use std::sync::mpsc as std_mpsc;
     use std::sync::{Condvar, Mutex, Once, PoisonError};
@@ -314,6 +315,8 @@ mod tests {
     struct Check {
         fake: Arc<Fake>,
         events: Arc<Mutex<std_mpsc::Receiver<(Stage, u32)>>>,
+        /// The checks run one at a time: none waits for rayon threads another one holds.
+        _one_at_a_time: tokio::sync::MutexGuard<'static, ()>,
     }
 
     impl Drop for Check {
@@ -334,7 +337,9 @@ mod tests {
         });
     }
 
-    fn check(limits: Limits, fetches: usize, digests: usize, stores: usize) -> Check {
+    async fn check(limits: Limits, fetches: usize, digests: usize, stores: usize) -> Check {
+        static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+        let one_at_a_time = ONE_AT_A_TIME.lock().await;
         rayon_pool();
         let (events, received) = std_mpsc::channel();
         let fake = Fake {
@@ -353,6 +358,7 @@ mod tests {
         Check {
             fake: Arc::new(fake),
             events: Arc::new(Mutex::new(received)),
+            _one_at_a_time: one_at_a_time,
         }
     }
 
@@ -392,9 +398,14 @@ mod tests {
                     self.fake.load(Stage::Fetch).started,
                     self.fake.load(Stage::Digest).ended,
                 );
-                tokio::task::spawn_blocking(|| ())
-                    .await
-                    .expect("an empty job");
+                // Every job given to rayon before this point has ended (the jobs queued
+                // before a marker have started, and every thread finished its job).
+                tokio::task::spawn_blocking(|| {
+                    rayon::join(|| (), || ());
+                    rayon::broadcast(|_| ());
+                })
+                .await
+                .expect("an empty job");
                 tokio::time::sleep(Duration::from_millis(1)).await;
                 let digest = self.fake.load(Stage::Digest);
                 let after = (self.fake.load(Stage::Fetch).started, digest.ended);
@@ -403,7 +414,7 @@ mod tests {
                 } else {
                     0
                 };
-                if calm == 5 {
+                if calm == 3 {
                     return;
                 }
             }
@@ -443,7 +454,7 @@ mod tests {
             stores: 2,
             capacity: 2,
         };
-        let check = check(limits, OPEN, 0, OPEN);
+        let check = check(limits, OPEN, 0, OPEN).await;
         let ids = vec![1, 2, 3, 4];
         let pipeline = tokio::spawn(run_pipeline(Arc::clone(&check.fake), ids.clone(), limits));
         check
@@ -471,7 +482,7 @@ mod tests {
             stores: 2,
             capacity: 1,
         };
-        let check = check(limits, 0, 0, 0);
+        let check = check(limits, 0, 0, 0).await;
         let ids: Vec<u32> = (0..12).collect();
         let pipeline = tokio::spawn(run_pipeline(Arc::clone(&check.fake), ids.clone(), limits));
         check
@@ -522,7 +533,7 @@ mod tests {
             stores: 1,
             capacity: 1,
         };
-        let check = check(limits, OPEN, OPEN, 0);
+        let check = check(limits, OPEN, OPEN, 0).await;
         let ids: Vec<u32> = (0..40).collect();
         let pipeline = tokio::spawn(run_pipeline(Arc::clone(&check.fake), ids.clone(), limits));
         check.starts(Stage::Store, 1, "the first store").await;
@@ -550,7 +561,7 @@ mod tests {
             stores: 2,
             capacity: 2,
         };
-        let mut check = check(limits, OPEN, OPEN, OPEN);
+        let mut check = check(limits, OPEN, OPEN, OPEN).await;
         // Later ids are quicker: they finish first.
         Arc::get_mut(&mut check.fake).expect("not shared yet").delay =
             |id| Duration::from_millis(u64::from(30 - id));
