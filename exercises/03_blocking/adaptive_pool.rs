@@ -268,7 +268,7 @@ mod tests {
             assert_eq!(
                 pool.workers(),
                 n.min(3),
-                "{n} jobs waiting or running, max 3: one more worker per job until max"
+                "job {n} submitted, none done, max 3 workers: one more worker per job until max"
             );
             if n <= 3 {
                 expect(&mut seen, "start", "a job with its own worker should start").await;

@@ -155,6 +155,16 @@ mod tests {
         Store,
     }
 
+    impl Stage {
+        fn many(self) -> &'static str {
+            match self {
+                Stage::Fetch => "fetches",
+                Stage::Digest => "digests",
+                Stage::Store => "stores",
+            }
+        }
+    }
+
     #[derive(Default, Clone, Copy)]
     struct Load {
         running: usize,
@@ -385,7 +395,8 @@ mod tests {
             assert_eq!(
                 seen,
                 n,
-                "{why}: only {seen} of the {n} {stage:?}s expected started (loads: {})",
+                "{why}: only {seen} of the {n} {} expected started (loads: {})",
+                stage.many(),
                 self.loads()
             );
         }
@@ -519,7 +530,8 @@ mod tests {
             assert_eq!(
                 check.fake.load(stage).most,
                 limit,
-                "most {stage:?}s at once"
+                "most {} at once",
+                stage.many()
             );
         }
         assert_eq!(stored, Check::expected(&ids));
