@@ -437,6 +437,14 @@ mod tests {
         Duration::from_millis(n)
     }
 
+    /// `queue.submit(job)`, which must return: on the paused clock a `submit` that waits
+    /// for room nobody makes ends here, as a failure, instead of hanging the check.
+    async fn submit(queue: &TaskQueue, job: Job) {
+        tokio::time::timeout(ms(60_000), queue.submit(job))
+            .await
+            .expect("`submit` never returned, though the workers were taking jobs");
+    }
+
     fn job(id: u64, cost: u64, failures: u32) -> Job {
         Job {
             id,
@@ -486,9 +494,9 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn the_counts_follow_each_job_through_the_queue() {
         let (timeline, queue) = setup(config(1, 4));
-        queue.submit(job(0, 100, 1)).await; // fails once, done at 400 ms
-        queue.submit(job(1, 100, 0)).await; // done at 200 ms
-        queue.submit(job(2, 100, 9)).await; // fails at 300 and 550 ms: failed
+        submit(&queue, job(0, 100, 1)).await; // fails once, done at 400 ms
+        submit(&queue, job(1, 100, 0)).await; // done at 200 ms
+        submit(&queue, job(2, 100, 9)).await; // fails at 300 and 550 ms: failed
         let expected = [
             // (at ms, (waiting, running, backing off, done, failed, retried))
             (50, (2, 1, 0, 0, 0, 0)),
@@ -529,7 +537,7 @@ mod tests {
         // 100 jobs that take 1 to 100 ms, all at once: each one's latency is its cost.
         for n in 0..100 {
             let cost = 1 + (n * 37) % 100; // 1..=100, shuffled
-            queue.submit(job(n, cost, 0)).await;
+            submit(&queue, job(n, cost, 0)).await;
         }
         sleep(ms(101)).await;
         let stats = queue.stats();
@@ -540,7 +548,7 @@ mod tests {
             "latencies 1, 2 ... 100 ms (submitted in another order): p50 is the 50th, p90 the \
              90th, p99 the 99th"
         );
-        queue.submit(job(100, 1, 0)).await;
+        submit(&queue, job(100, 1, 0)).await;
         sleep(ms(2)).await;
         assert_eq!(
             queue.stats().latency,
@@ -553,9 +561,9 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_latency_counts_from_the_call_to_submit() {
         let (timeline, queue) = setup(config(1, 1));
-        queue.submit(job(0, 100, 0)).await;
+        submit(&queue, job(0, 100, 0)).await;
         tokio::task::yield_now().await; // the worker takes job 0
-        queue.submit(job(1, 100, 0)).await;
+        submit(&queue, job(1, 100, 0)).await;
         // The queue is full: this `submit` waits until 100 ms, its job is done at 300 ms.
         tokio::time::timeout(ms(1000), queue.submit(job(2, 100, 0)))
             .await
@@ -596,7 +604,7 @@ mod tests {
                     async move {
                         for (id, (priority, cost, hangs, failures)) in jobs.into_iter().enumerate() {
                             let job = Job { id: id as u64, priority, cost: ms(cost), hangs, failures };
-                            queue.submit(job).await;
+                            submit(&queue, job).await;
                         }
                     }
                 });

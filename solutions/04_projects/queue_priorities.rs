@@ -276,6 +276,14 @@ mod tests {
         Duration::from_millis(n)
     }
 
+    /// `queue.submit(job)`, which must return: on the paused clock a `submit` that waits
+    /// for room nobody makes ends here, as a failure, instead of hanging the check.
+    async fn submit(queue: &TaskQueue, job: Job) {
+        tokio::time::timeout(ms(60_000), queue.submit(job))
+            .await
+            .expect("`submit` never returned, though the workers were taking jobs");
+    }
+
     fn job(id: u64, priority: u8, cost: u64) -> Job {
         Job {
             id,
@@ -325,10 +333,10 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn higher_priority_first_and_first_come_first_served_within_one() {
         let (timeline, processor, queue) = setup(1, 10);
-        queue.submit(job(0, 1, 100)).await;
+        submit(&queue, job(0, 1, 100)).await;
         tokio::task::yield_now().await; // the worker takes job 0
         for (id, priority) in [(1, 1), (2, 5), (3, 3), (4, 5), (5, 1), (6, 3)] {
-            queue.submit(job(id, priority, 100)).await;
+            submit(&queue, job(id, priority, 100)).await;
         }
         sleep(ms(700)).await;
         let expected = vec![
@@ -354,7 +362,7 @@ mod tests {
     async fn n_workers_run_n_jobs_at_once_and_no_more() {
         let (timeline, processor, queue) = setup(3, 10);
         for id in 0..7 {
-            queue.submit(job(id, 0, 100)).await;
+            submit(&queue, job(id, 0, 100)).await;
         }
         sleep(ms(300)).await;
         let picture = timeline.picture("3 at once: 0-2 at 0 ms, 3-5 at 100 ms, 6 at 200 ms");
@@ -377,12 +385,12 @@ mod tests {
     async fn a_full_queue_makes_submit_wait_until_a_worker_takes_a_job() {
         let (timeline, processor, queue) = setup(1, 2);
         let start = Instant::now();
-        queue.submit(job(0, 0, 150)).await;
+        submit(&queue, job(0, 0, 150)).await;
         tokio::task::yield_now().await; // the worker takes job 0
-        queue.submit(job(1, 0, 150)).await;
-        queue.submit(job(2, 0, 150)).await;
+        submit(&queue, job(1, 0, 150)).await;
+        submit(&queue, job(2, 0, 150)).await;
         assert_eq!(queue.waiting(), 2);
-        let (_, polled) = polls(queue.submit(job(3, 7, 150))).await;
+        let (_, polled) = polls(submit(&queue, job(3, 7, 150))).await;
         assert_eq!(
             start.elapsed(),
             ms(150),
@@ -411,8 +419,8 @@ mod tests {
         for _ in 0..10 {
             tokio::task::yield_now().await; // a worker polling on a timer has just looked
         }
-        queue.submit(job(0, 0, 100)).await;
-        queue.submit(job(1, 0, 100)).await;
+        submit(&queue, job(0, 0, 100)).await;
+        submit(&queue, job(1, 0, 100)).await;
         tokio::task::yield_now().await;
         let at: Vec<Duration> = processor.starts().iter().map(|start| start.at).collect();
         assert_eq!(
@@ -452,7 +460,7 @@ mod tests {
                             priority,
                             cost: ms(cost),
                         };
-                        queue.submit(job).await;
+                        submit(&queue, job).await;
                         submitted.push((id, priority, processor.origin.elapsed()));
                         id += 1;
                     }

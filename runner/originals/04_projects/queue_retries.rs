@@ -368,6 +368,14 @@ mod tests {
         Duration::from_millis(n)
     }
 
+    /// `queue.submit(job)`, which must return: on the paused clock a `submit` that waits
+    /// for room nobody makes ends here, as a failure, instead of hanging the check.
+    async fn submit(queue: &TaskQueue, job: Job) {
+        tokio::time::timeout(ms(60_000), queue.submit(job))
+            .await
+            .expect("`submit` never returned, though the workers were taking jobs");
+    }
+
     fn job(id: u64, priority: u8, cost: u64) -> Job {
         Job {
             id,
@@ -407,12 +415,14 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_failing_job_is_retried_after_doubling_waits_then_recorded_failed() {
         let (timeline, processor, queue) = setup(config(1, 4));
-        queue
-            .submit(Job {
+        submit(
+            &queue,
+            Job {
                 failures: 10,
                 ..job(0, 0, 50)
-            })
-            .await;
+            },
+        )
+        .await;
         sleep(ms(5000)).await;
         assert_eq!(
             starts(&processor),
@@ -431,12 +441,14 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_job_that_fails_then_succeeds_is_done() {
         let (timeline, processor, queue) = setup(config(1, 4));
-        queue
-            .submit(Job {
+        submit(
+            &queue,
+            Job {
                 failures: 3,
                 ..job(0, 0, 50)
-            })
-            .await;
+            },
+        )
+        .await;
         sleep(ms(899)).await;
         assert_eq!(queue.finished(), vec![], "the 4th attempt ends at 900 ms");
         sleep(ms(2)).await;
@@ -453,12 +465,14 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn each_attempt_is_cut_at_the_timeout() {
         let (timeline, processor, queue) = setup(config(1, 4));
-        queue
-            .submit(Job {
+        submit(
+            &queue,
+            Job {
                 hangs: 2,
                 ..job(0, 0, 50)
-            })
-            .await;
+            },
+        )
+        .await;
         sleep(ms(5000)).await;
         assert_eq!(
             starts(&processor),
@@ -473,14 +487,16 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_job_waiting_for_its_retry_does_not_hold_a_worker() {
         let (timeline, processor, queue) = setup(config(1, 4));
-        queue
-            .submit(Job {
+        submit(
+            &queue,
+            Job {
                 failures: 1,
                 ..job(0, 0, 100)
-            })
-            .await;
-        queue.submit(job(1, 0, 100)).await;
-        queue.submit(job(2, 0, 100)).await;
+            },
+        )
+        .await;
+        submit(&queue, job(1, 0, 100)).await;
+        submit(&queue, job(2, 0, 100)).await;
         sleep(ms(1000)).await;
         assert_eq!(
             starts(&processor),
@@ -494,15 +510,17 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_retry_goes_back_with_its_priority_even_into_a_full_queue() {
         let (timeline, processor, queue) = setup(config(1, 2));
-        queue
-            .submit(Job {
+        submit(
+            &queue,
+            Job {
                 failures: 1,
                 ..job(0, 7, 100)
-            })
-            .await;
+            },
+        )
+        .await;
         tokio::task::yield_now().await; // the worker takes job 0
-        queue.submit(job(1, 1, 150)).await;
-        queue.submit(job(2, 1, 100)).await;
+        submit(&queue, job(1, 1, 150)).await;
+        submit(&queue, job(2, 1, 100)).await;
         // Job 0 fails at 100 ms; job 1 runs; the queue fills again with job 3.
         timeout(ms(1000), queue.submit(job(3, 1, 100)))
             .await
@@ -547,7 +565,7 @@ mod tests {
                 let (timeline, processor, queue) = setup(config);
                 for (id, &(priority, cost, hangs, failures)) in jobs.iter().enumerate() {
                     let job = Job { id: id as u64, priority, cost: ms(cost), hangs, failures };
-                    queue.submit(job).await;
+                    submit(&queue, job).await;
                 }
                 sleep(ms(60_000)).await;
                 prop_assert!(timeline.peak_in_flight() <= workers);

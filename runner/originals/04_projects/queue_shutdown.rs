@@ -567,7 +567,10 @@ mod tests {
 
     async fn submit_all(queue: &TaskQueue, jobs: &[Job]) {
         for &job in jobs {
-            queue.submit(job).await.expect("the queue is open");
+            tokio::time::timeout(ms(60_000), queue.submit(job))
+                .await
+                .expect("`submit` never returned, though the workers were taking jobs")
+                .expect("the queue is open");
         }
     }
 
