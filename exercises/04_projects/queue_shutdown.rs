@@ -464,11 +464,6 @@ impl TaskQueue {
         todo!()
     }
 
-    /// How many jobs are waiting (not those running or waiting for a retry).
-    pub fn waiting(&self) -> usize {
-        self.shared.state().heap.len()
-    }
-
     /// The statistics, all read at one instant.
     pub fn stats(&self) -> Stats {
         self.shared.state().stats()
@@ -606,6 +601,15 @@ mod tests {
             "a drain in time hands nothing back"
         );
         assert_eq!(
+            queue.stats().latency,
+            Some(Latency {
+                p50: ms(300),
+                p90: ms(450),
+                p99: ms(450)
+            }),
+            "the latencies are 100, 300 and 450 ms"
+        );
+        assert_eq!(
             sorted(queue.finished()),
             vec![(0, Outcome::Done), (1, Outcome::Done), (2, Outcome::Done)]
         );
@@ -629,6 +633,17 @@ mod tests {
         ];
         submit_all(&queue, &jobs).await;
         sleep(ms(100)).await;
+        let stats = queue.stats();
+        assert_eq!(
+            (
+                stats.waiting,
+                stats.running,
+                stats.backing_off,
+                stats.retried
+            ),
+            (2, 2, 1, 1),
+            "(waiting, running, backing off, retried) at 100 ms, before the shutdown"
+        );
         let handed_back = queue.shutdown(Mode::HandBack, ms(1000)).await;
         let picture = timeline.picture("jobs 0 and 2 run to their end, at 200 and 150 ms");
         assert_eq!(
@@ -658,10 +673,11 @@ mod tests {
                 stats.submitted,
                 stats.done,
                 stats.handed_back,
-                stats.waiting
+                stats.waiting,
+                stats.backing_off
             ),
-            (5, 2, 3, 0),
-            "(submitted, done, handed back, waiting)"
+            (5, 2, 3, 0, 0),
+            "(submitted, done, handed back, waiting, backing off) after the shutdown"
         );
     }
 
@@ -755,8 +771,8 @@ mod tests {
         #[test]
         fn every_job_ends_exactly_once(
             workers in 1usize..4,
-            jobs in prop::collection::vec((0u64..40, 0u8..3, 1u64..80, 0u32..2, 0u32..3), 1..14),
-            shutdown_at in 0u64..400,
+            jobs in prop::collection::vec((0u64..40, 0u8..3, 1u64..80, 0u32..2, 0u32..4), 1..14),
+            shutdown_at in 0u64..1500,
             drain in any::<bool>(),
             grace in 0u64..500,
         ) {
@@ -810,6 +826,15 @@ mod tests {
                     ids, (0..jobs.len() as u64).collect::<Vec<_>>(),
                     "each job ends exactly once; how they ended: {:?}", ended
                 );
+                for (id, outcome) in queue.finished() {
+                    let (_, _, _, hangs, failures) = jobs[id as usize];
+                    let expected = if hangs + failures < 3 { Outcome::Done } else { Outcome::Failed };
+                    prop_assert_eq!(outcome, expected, "how job {} ended", id);
+                }
+                for id in 0..jobs.len() as u64 {
+                    let attempts = processor.starts().iter().filter(|start| start.job == id).count();
+                    prop_assert!(attempts <= 3, "job {} was attempted {} times, 3 at most", id, attempts);
+                }
                 let late = processor.starts().into_iter().find(|start| start.at > returned);
                 prop_assert!(late.is_none(), "{:?} started after the shutdown returned", late);
                 let stats = queue.stats();

@@ -395,11 +395,6 @@ impl TaskQueue {
         }
     }
 
-    /// How many jobs are waiting (not those running or waiting for a retry).
-    pub fn waiting(&self) -> usize {
-        self.shared.state().heap.len()
-    }
-
     /// The statistics, all read at one instant.
     pub fn stats(&self) -> Stats {
         self.shared.state().stats()
@@ -624,8 +619,8 @@ mod tests {
                 .expect("a current-thread runtime");
             runtime.block_on(async {
                 let config = Config { max_attempts: 3, ..config(workers, 4) };
-                let (_timeline, queue) = setup(config);
-                let queue = Arc::new(queue);
+                let processor = Processor::new(Timeline::new());
+                let queue = Arc::new(TaskQueue::start(processor.clone(), config));
                 let submitter = tokio::spawn({
                     let queue = Arc::clone(&queue);
                     let jobs = jobs.clone();
@@ -659,6 +654,17 @@ mod tests {
                     "(done, failed, retried) at the end"
                 );
                 prop_assert_eq!(stats.latency.is_some(), done > 0);
+                prop_assert_eq!(
+                    processor.starts().len() as u64,
+                    jobs.len() as u64 + stats.retried,
+                    "every attempt after a job's first is a retry"
+                );
+                let mut finished = queue.finished();
+                finished.sort_unstable_by_key(|&(id, _)| id);
+                for (id, outcome) in finished {
+                    let expected = if fails(&jobs[id as usize]) < 3 { Outcome::Done } else { Outcome::Failed };
+                    prop_assert_eq!(outcome, expected, "how job {} ended", id);
+                }
                 Ok(())
             })?;
         }
