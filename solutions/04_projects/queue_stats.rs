@@ -661,6 +661,7 @@ mod tests {
                 );
                 let mut finished = queue.finished();
                 finished.sort_unstable_by_key(|&(id, _)| id);
+                prop_assert_eq!(finished.len(), jobs.len(), "every job is in `finished` once");
                 for (id, outcome) in finished {
                     let expected = if fails(&jobs[id as usize]) < 3 { Outcome::Done } else { Outcome::Failed };
                     prop_assert_eq!(outcome, expected, "how job {} ended", id);
