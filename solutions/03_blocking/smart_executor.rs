@@ -258,8 +258,40 @@ mod tests {
         assert!(cpu.on_rayon, "a CPU job did not run on rayon's pool");
     }
 
-    #[tokio::test(flavor = "current_thread")]
-    async fn io_workers_limit_the_jobs_running_and_the_backlog_refuses_the_rest_at_once() {
+    /// A runtime whose blocking pool has 3 threads: see `a_probe_runs_after_any_job_handed_over`.
+    fn three_blocking_threads() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .max_blocking_threads(3)
+            .enable_all()
+            .build()
+            .expect("a runtime")
+    }
+
+    /// With 2 gated jobs holding 2 of the pool's 3 threads, a probe on the pool runs only once
+    /// every job handed to the pool before it has started (the pool takes work in order, and
+    /// only the third thread is free): a job handed over too early is seen starting here,
+    /// however slowly its thread starts.
+    async fn a_probe_runs_after_any_job_handed_over(
+        starts: &mut mpsc::UnboundedReceiver<Result<usize, String>>,
+    ) {
+        for _ in 0..8 {
+            tokio::task::yield_now().await; // the executor's tasks reach their next await
+        }
+        tokio::task::spawn_blocking(|| ())
+            .await
+            .expect("the probe runs");
+        if let Ok(start) = starts.try_recv() {
+            let why = start.map_or_else(|why| why, |id| format!("job {id} started too early"));
+            panic!("{why}: a job waiting for an I/O worker was handed to the blocking pool");
+        }
+    }
+
+    #[test]
+    fn io_workers_limit_the_jobs_running_and_the_backlog_refuses_the_rest_at_once() {
+        three_blocking_threads().block_on(io_workers_limit())
+    }
+
+    async fn io_workers_limit() {
         rayon_pool();
         let executor = Arc::new(Executor::new(2, 1, 2));
         let (started, mut starts) = mpsc::unbounded_channel();
@@ -282,6 +314,7 @@ mod tests {
         assert_eq!(first_two, [0, 1], "2 I/O workers: the first 2 jobs run");
         // A third is admitted and waits for a worker.
         let (_c, _release_c) = submit(2);
+        a_probe_runs_after_any_job_handed_over(&mut starts).await;
         // A fourth finds 2 running and 1 waiting: refused at once.
         let mut d = task::spawn(executor.run(Kind::Io, Where::now));
         let refused = assert_ready!(

@@ -17,7 +17,7 @@
 mod build;
 mod cancel;
 mod capped;
-mod libtest;
+pub(crate) mod libtest;
 mod package;
 pub mod process;
 mod run;

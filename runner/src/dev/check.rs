@@ -3,7 +3,7 @@
 //! every stub as shipped is built and must fail, every reference solution must pass.
 //!
 //! Each step is a function from the course to a list of problems; `STEPS` is the one place
-//! that lists them. The corpus of wrong and right solutions (`dev/corpus.rs`) joins as one
+//! that lists them. The corpus of wrong and right solutions (`dev/corpus/`) joins as one
 //! more step there.
 
 use std::collections::BTreeSet;
