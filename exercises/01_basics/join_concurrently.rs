@@ -24,19 +24,11 @@ use tokio::time::sleep;
 
 /// A pretend network call that answers after `latency_ms`.
 async fn fetch(what: &str, latency_ms: u64) -> String {
-    // Records the call on the check's timeline (a failing check draws what ran when).
+    // Records the call on the check's timeline: the checks read what ran when from it, and
+    // a failing check draws it.
     let _span = timeline::span(what);
-    let started = tokio::time::Instant::now();
     sleep(Duration::from_millis(latency_ms)).await;
-    CALLS.with_borrow_mut(|calls| calls.push((what.to_owned(), started, started.elapsed())));
     format!("{what}: ok")
-}
-
-thread_local! {
-    /// The pretend server's log of the calls it answered on this thread: what, when it
-    /// started, how long it took. The checks read it (each runs on its own thread).
-    static CALLS: std::cell::RefCell<Vec<(String, tokio::time::Instant, Duration)>> =
-        const { std::cell::RefCell::new(Vec::new()) };
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -78,15 +70,15 @@ async fn main() {
 mod tests {
     // What these checks reject:
     // - awaiting one call after another: virtual time is the sum, not the longest;
-    // - answers in completion order (FuturesUnordered, a channel): the slow-first input
-    //   comes back reversed;
+    // - answers in completion order (FuturesUnordered, a channel) or sorted afterwards: the
+    //   slow-first input is in neither order;
     // - mixing up the dashboard's fields: the values are compared;
-    // - answers written by hand after sleeping the longest latency: the server's call log
-    //   is checked.
+    // - answers written by hand after sleeping the longest latency: the calls `fetch`
+    //   recorded on the timeline are checked.
     // More in corpus/01_basics/join_concurrently.toml.
     use super::*;
     use proptest::prelude::*;
-    use timeline::Timeline;
+    use timeline::{Event, Timeline};
     use tokio::time::Instant;
 
     #[tokio::test(start_paused = true)]
@@ -111,39 +103,48 @@ mod tests {
         );
     }
 
-    /// The calls the server answered since the last look, sorted by name.
-    fn calls_answered() -> Vec<(String, Instant, Duration)> {
-        let mut calls = CALLS.with_borrow_mut(std::mem::take);
-        calls.sort_by(|a, b| a.0.cmp(&b.0));
+    /// A call the server answered: `what`, from `start_ms` to `end_ms` on the check's clock.
+    fn call(what: &str, start_ms: u64, end_ms: u64) -> Event {
+        Event {
+            row: what.to_owned(),
+            start: Duration::from_millis(start_ms),
+            end: Some(Duration::from_millis(end_ms)),
+        }
+    }
+
+    /// The calls `fetch` recorded on `timeline`, sorted by name.
+    fn calls(timeline: &Timeline) -> Vec<Event> {
+        let mut calls = timeline.events();
+        calls.sort_by(|a, b| a.row.cmp(&b.row));
         calls
     }
 
     #[tokio::test(start_paused = true)]
     async fn every_part_is_really_fetched_and_the_calls_start_together() {
-        let start = Instant::now();
-        calls_answered();
+        let timeline = Timeline::new();
+        let recording = timeline.install();
         load_dashboard().await;
-        let ms = Duration::from_millis;
+        drop(recording);
         assert_eq!(
-            calls_answered(),
+            calls(&timeline),
             [
-                ("orders".to_string(), start, ms(200)),
-                ("recommendations".to_string(), start, ms(100)),
-                ("user".to_string(), start, ms(300)),
+                call("orders", 0, 200),
+                call("recommendations", 0, 100),
+                call("user", 0, 300),
             ],
             "the server should have answered one call per part, all started at once: the \
-             dashboard's values must come from `fetch`, not be written by hand"
+             dashboard's values must come from `fetch`, not be written by hand\n{}",
+            timeline.picture("user, orders and recommendations each fetched once, all from 0 ms")
         );
 
-        let start = Instant::now();
+        let timeline = Timeline::new();
+        let _recording = timeline.install();
         fetch_prices(&[("apple", 30), ("pear", 10)]).await;
         assert_eq!(
-            calls_answered(),
-            [
-                ("apple".to_string(), start, ms(30)),
-                ("pear".to_string(), start, ms(10)),
-            ],
-            "one `fetch` per item, all started at once: the prices must come from the server"
+            calls(&timeline),
+            [call("apple", 0, 30), call("pear", 0, 10)],
+            "one `fetch` per item, all started at once: the prices must come from the server\n{}",
+            timeline.picture("apple and pear each fetched once, both from 0 ms")
         );
     }
 
@@ -152,14 +153,19 @@ mod tests {
         let timeline = Timeline::new();
         let _recording = timeline.install();
         let start = Instant::now();
-        let prices = fetch_prices(&[("apple", 300), ("pear", 200), ("plum", 100)]).await;
+        let prices = fetch_prices(&[("pear", 300), ("apple", 200), ("plum", 100)]).await;
         assert_eq!(
             start.elapsed(),
             Duration::from_millis(300),
             "three prices of 300, 200 and 100 ms fetched together should take 300 ms\n{}",
             timeline.picture("all three start at 0 ms: 300 ms in all, not 600")
         );
-        assert_eq!(prices, ["apple: ok", "pear: ok", "plum: ok"]);
+        assert_eq!(
+            prices,
+            ["pear: ok", "apple: ok", "plum: ok"],
+            "the prices should come back in the order of the items asked for, not in the \
+             order they arrive nor sorted"
+        );
     }
 
     #[tokio::test(start_paused = true)]

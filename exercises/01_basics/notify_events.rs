@@ -97,20 +97,21 @@ async fn main() {
 mod tests {
     // What these checks reject: the wrong solutions of `corpus/01_basics/notify_events.toml`
     // (`notify_waiters` with no state, `notify_one`, a flag polled with `sleep` or `yield_now`,
-    // watch's `send` with nobody subscribed, a late `changed()`, an `is_open` that lies).
+    // watch's `send` with nobody subscribed, a late `changed()`, an `is_open` that lies, and a
+    // flag checked *before* the `Notified` is created, so that an `open` in between is missed).
     //
-    // Not loom, and a stress check that can only catch races by luck: the race learners write
-    // here — a flag checked *before* the `Notified` is created, so an `open` in between is
-    // missed — sits between two adjacent statements of the learner's code, on std atomics and
-    // tokio's `Notify`. loom explores only code written against loom's own types (and cannot
-    // model tokio's `Notify`), and no check can stop the learner's code between those two
-    // statements to run `open` there. So `open_on_another_thread_releases_the_waiter` races
-    // `open` against the first poll on two threads, a bounded number of times, and asserts only
-    // what every correct gate guarantees whatever the interleaving: once `open` has returned,
-    // a waiter that is not ready has been woken, and is ready when polled again. A correct
-    // solution can never fail it; a racy one fails it only when the threads happen to meet in
-    // that window, which is why that race is no corpus entry. The header steers to `watch`,
-    // whose `wait_for` has no such window.
+    // That last race sits between two adjacent statements of the learner's code, on std
+    // atomics and tokio's `Notify`: loom explores only code written against loom's own types
+    // (and cannot model tokio's `Notify`), and no check can stop the learner's code between
+    // those two statements to run `open` there. So `open_on_another_thread_releases_the_waiter`
+    // races `open` against the first poll on two threads tens of thousands of times, shifting
+    // one against the other by a few nanoseconds each round so that `open` sweeps across the
+    // waiter's first poll, and asserts only what every correct gate guarantees whatever the
+    // interleaving: once `open` has returned, a waiter that is not ready has been woken, and
+    // is ready when polled again. A correct solution can never fail it; the racy one is caught
+    // when the two threads meet in that window, which the sweep makes happen dozens of times a
+    // run (the corpus entry is rejected in every run we measured, also beside a build). The
+    // header steers to `watch`, whose `wait_for` has no such window.
     use super::*;
     use tokio::time::{Instant, advance};
     use tokio_test::task::spawn;
@@ -210,16 +211,46 @@ mod tests {
         }
     }
 
+    /// Burns about `n` loop turns: shifts one thread's step against the other's by a few
+    /// nanoseconds at a time.
+    fn delay(n: usize) {
+        for i in 0..n {
+            std::hint::black_box(i);
+        }
+    }
+
+    /// Spins until `counter` reaches `value`, letting other threads run now and then (the
+    /// machine may have fewer free cores than the check has threads).
+    fn spin_until(counter: &std::sync::atomic::AtomicUsize, value: usize) {
+        let mut spins = 0u32;
+        while counter.load(std::sync::atomic::Ordering::SeqCst) < value {
+            spins = spins.wrapping_add(1);
+            if spins % 1024 == 0 {
+                std::thread::yield_now();
+            } else {
+                std::hint::spin_loop();
+            }
+        }
+    }
+
     #[test]
     fn open_on_another_thread_releases_the_waiter() {
         use std::panic::AssertUnwindSafe;
-        use std::sync::Barrier;
-        const ROUNDS: usize = 200;
-        let gates: Vec<Gate> = (0..ROUNDS).map(|_| Gate::new()).collect();
-        let (start, opened) = (Barrier::new(2), Barrier::new(2));
-        // Every round runs to the end (a panic here would leave the other thread waiting at
-        // its barrier); the first failure is reported after both threads are done.
-        let mut failure = None;
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
+        // In each round a fresh gate's waiter is polled for the first time on this thread
+        // while another thread opens the gate, the two released together by spinning (a
+        // `Barrier` puts the threads to sleep and they wake microseconds apart, too far apart
+        // to ever meet in a window of a few nanoseconds). Each round shifts one thread
+        // against the other by a few loop turns, sweeping `open` across the waiter's first
+        // poll. Tens of thousands of rounds take a few hundred milliseconds at most.
+        const ROUNDS: usize = 60_000;
+        const BATCH: usize = 4_096;
+        const BUDGET: std::time::Duration = std::time::Duration::from_millis(400);
+        // Shift of round `r`: the waiter starts 0..64 turns late, or `open` 1..16 turns late.
+        let shift = |round: usize| match round % 80 {
+            late_waiter @ 0..64 => (late_waiter, 0),
+            late_open => (0, late_open - 63),
+        };
         // A runtime to be inside of, for gates that use tokio's timers.
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_time()
@@ -227,37 +258,68 @@ mod tests {
             .build()
             .expect("a current-thread runtime");
         let _inside = runtime.enter();
-        std::thread::scope(|threads| {
-            threads.spawn(|| {
-                for gate in &gates {
-                    start.wait();
-                    gate.open();
-                    opened.wait();
-                }
-            });
-            for (round, gate) in gates.iter().enumerate() {
-                let mut waiter = spawn(gate.wait());
-                start.wait();
-                // Races with `open` on the other thread.
-                let first = std::panic::catch_unwind(AssertUnwindSafe(|| waiter.poll()));
-                opened.wait();
-                let Ok(first) = first else {
-                    failure.get_or_insert(format!("round {round}: `wait` panicked"));
-                    continue;
-                };
-                if first.is_pending() && failure.is_none() {
-                    if !waiter.is_woken() {
-                        failure = Some(format!(
-                            "round {round}: `open` ran on another thread while the waiter was \
-                             getting ready to wait, and the waiter was never woken (a lost wake-up)"
-                        ));
-                    } else if waiter.poll().is_pending() {
-                        failure =
-                            Some(format!("round {round}: woken by `open`, but still waiting"));
+        let began = std::time::Instant::now();
+        // Every round of a batch runs to the end (a panic here would leave the other thread
+        // spinning); the first failure is reported after both threads are done.
+        let mut failure = None;
+        let mut round = 0;
+        while round < ROUNDS && failure.is_none() && began.elapsed() < BUDGET {
+            let first_round = round;
+            let gates: Vec<Gate> = (0..BATCH.min(ROUNDS - round))
+                .map(|_| Gate::new())
+                .collect();
+            // Round `i` of the batch starts when `go` reaches `i + 1`, and `open` has returned
+            // when `opened` does; `quit` ends the batch early.
+            let (go, opened, quit) = (
+                AtomicUsize::new(0),
+                AtomicUsize::new(0),
+                AtomicBool::new(false),
+            );
+            std::thread::scope(|threads| {
+                threads.spawn(|| {
+                    for (i, gate) in gates.iter().enumerate() {
+                        spin_until(&go, i + 1);
+                        if quit.load(SeqCst) {
+                            return;
+                        }
+                        delay(shift(first_round + i).1);
+                        gate.open();
+                        opened.store(i + 1, SeqCst);
+                    }
+                });
+                for (i, gate) in gates.iter().enumerate() {
+                    if failure.is_some() || began.elapsed() >= BUDGET {
+                        quit.store(true, SeqCst);
+                        go.store(usize::MAX, SeqCst);
+                        return;
+                    }
+                    round = first_round + i + 1;
+                    let mut waiter = spawn(gate.wait());
+                    go.store(i + 1, SeqCst);
+                    delay(shift(first_round + i).0);
+                    // Races with `open` on the other thread.
+                    let first = std::panic::catch_unwind(AssertUnwindSafe(|| waiter.poll()));
+                    spin_until(&opened, i + 1);
+                    let Ok(first) = first else {
+                        failure = Some(format!("round {round}: `wait` panicked"));
+                        continue;
+                    };
+                    if first.is_pending() {
+                        if !waiter.is_woken() {
+                            failure = Some(format!(
+                                "round {round}: `open` ran on another thread while the waiter \
+                                 was getting ready to wait, and the waiter was never woken (a \
+                                 lost wake-up: is the flag checked before the waiter is \
+                                 registered?)"
+                            ));
+                        } else if waiter.poll().is_pending() {
+                            failure =
+                                Some(format!("round {round}: woken by `open`, but still waiting"));
+                        }
                     }
                 }
-            }
-        });
+            });
+        }
         if let Some(failure) = failure {
             panic!("{failure}");
         }

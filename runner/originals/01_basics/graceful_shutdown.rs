@@ -157,7 +157,8 @@ mod tests {
     // - cleanup written at the end of the worker instead of in a guard: aborted workers
     //   skip it;
     // - the job run inside the select! (the signal cuts it in half), or a select! that
-    //   is not biased (it sometimes takes a new job after the signal);
+    //   is not biased (it takes a new job after the signal half of the time: 128 workers
+    //   that find the signal and a job both ready leave it a 2^-128 chance);
     // - a signal that can be missed (e.g. `Notify::notify_waiters` before the workers
     //   wait), or `stop.send(true).unwrap()` when the workers are already gone.
     use super::*;
@@ -275,22 +276,32 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn the_signal_is_not_lost_when_workers_have_not_run_yet() {
+        // Many workers, each of which finds both the signal and a queued job ready on its
+        // first poll: a `select!` that is not `biased;` picks a branch at random, so the
+        // chance that all 128 pick the signal is 2^-128.
+        const WORKERS: usize = 128;
+        let timeline = Timeline::new();
+        let _recording = timeline.install();
         let stats = Arc::new(Stats::default());
-        let (_tx, rx) = queue(&[100; 40]);
-        let pool = Pool::start(8, rx, stats.clone());
+        let (_tx, rx) = queue(&[100; WORKERS]);
+        let pool = Pool::start(WORKERS, rx, stats.clone());
         // No .await in between: no worker has run when the signal is sent.
         let report = bounded(pool.shutdown(Duration::from_secs(1))).await;
         assert_eq!(
-            report,
-            Report {
-                stopped: 8,
-                aborted: 0
-            }
+            counts(&stats),
+            [0, 0, 0, WORKERS],
+            "the signal came before any job was taken, so no job may start: [started, finished, \
+             abandoned, cleaned up] should be [0, 0, 0, {WORKERS}]. A `select!` that is not \
+             `biased;` picks its branch at random, and sometimes takes a job although the \
+             signal is there\n{}",
+            timeline.picture("no job at all: every worker sees the signal first")
         );
         assert_eq!(
-            counts(&stats),
-            [0, 0, 0, 8],
-            "the signal came before any job was taken, so no job may start"
+            report,
+            Report {
+                stopped: WORKERS,
+                aborted: 0
+            }
         );
     }
 
