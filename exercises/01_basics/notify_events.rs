@@ -109,8 +109,8 @@ mod tests {
     // waiter's first poll, and asserts only what every correct gate guarantees whatever the
     // interleaving: once `open` has returned, a waiter that is not ready has been woken, and
     // is ready when polled again. A correct solution can never fail it; the racy one is caught
-    // when the two threads meet in that window, which the sweep makes happen dozens of times a
-    // run (the corpus entry is rejected in every run we measured, also beside a build). The
+    // when the two threads meet in that window, which the sweep makes happen in every run on
+    // an idle machine, but only by chance on a loaded one (so it is no corpus entry). The
     // header steers to `watch`, whose `wait_for` has no such window.
     use super::*;
     use tokio::time::{Instant, advance};
