@@ -85,8 +85,12 @@ enum DevCommand {
     Check {
         name: Option<String>,
         /// Skip the corpus of wrong and right solutions (the slowest step)
-        #[arg(long)]
+        #[arg(long, conflicts_with = "no_builds")]
         no_corpus: bool,
+        /// Skip building the stubs and solutions (`cargo test` checks them on a copy of the
+        /// course as shipped): the cheap rules and the corpus only
+        #[arg(long)]
+        no_builds: bool,
     },
     /// Scaffold a new exercise: stub, solution, info.toml entry, manifests, corpus skeleton
     New {
@@ -260,10 +264,17 @@ fn command(cli: Cli, root: &Path, course: &Course, state: &mut State) -> Result<
 /// `runner dev …`: the authors' tools.
 fn dev(root: &Path, course: &Course, command: DevCommand) -> Result<bool> {
     match command {
-        DevCommand::Check { name, no_corpus } => {
-            let problems = runner::dev::check::run(root, name.as_deref(), !no_corpus, &mut |s| {
-                term::status(s)
-            })?;
+        DevCommand::Check {
+            name,
+            no_corpus,
+            no_builds,
+        } => {
+            let steps = runner::dev::check::Steps {
+                builds: !no_builds,
+                corpus: !no_corpus,
+            };
+            let problems =
+                runner::dev::check::run(root, name.as_deref(), steps, &mut |s| term::status(s))?;
             term::clear_status();
             term::print(&runner::dev::report(&problems));
             Ok(problems.is_empty())
