@@ -161,6 +161,8 @@ mod tests {
     // - a fixed pool (as shipped): `max` workers from the start, never fewer;
     // - a pool that grows but never shrinks, or shrinks below `min`, or ends its workers
     //   while they still have work queued;
+    // - an idle time counted from a worker's start rather than from its last job (a
+    //   `sleep` pinned once and not reset after each job, a deadline fixed at the start);
     // - growing whenever a job is queued, even with a worker idle (jobs one at a time
     //   then bring the pool to `max`), or growing past `max`;
     // - growing only once the queue is long (a limit never reached while jobs wait);
@@ -378,6 +380,52 @@ mod tests {
         }
         assert_eq!(pool.workers(), 2);
         drop(gates);
+    }
+
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn the_idle_timeout_counts_from_each_workers_last_job() {
+        let pool = Pool::new(sizing(1, 3));
+        let (events, mut seen) = mpsc::unbounded_channel();
+        let running = Arc::new(AtomicUsize::new(0));
+        let start = Instant::now();
+        // Three jobs at once at 0 s, then three again at 6 s: every worker has just
+        // finished a job at 6 s, so none is idle before 16 s.
+        for at in [0, 6] {
+            tokio::time::sleep_until(start + Duration::from_secs(at)).await;
+            let gates: Vec<_> = (0..3)
+                .map(|_| {
+                    let (job, open) = gated(&events, &running);
+                    pool.submit(job);
+                    open
+                })
+                .collect();
+            for _ in 0..3 {
+                expect(&mut seen, "start", "3 jobs at once, 3 workers").await;
+            }
+            drop(gates);
+            for _ in 0..3 {
+                expect(&mut seen, "end", "the released jobs should end").await;
+            }
+            let_tasks_run().await;
+        }
+        tokio::time::sleep_until(start + Duration::from_secs(6) + IDLE - Duration::from_millis(1))
+            .await;
+        let_tasks_run().await;
+        assert_eq!(
+            pool.workers(),
+            3,
+            "the three workers each finished a job at 6 s, so at {:?} they have been idle for \
+             less than the timeout ({IDLE:?}): the idle time counts from a worker's last job, \
+             not from when it started",
+            start.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        let_tasks_run().await;
+        assert_eq!(
+            pool.workers(),
+            1,
+            "idle for longer than the timeout since their last job: back to min"
+        );
     }
 
     #[tokio::test(flavor = "current_thread", start_paused = true)]
