@@ -90,6 +90,29 @@ fn a_child_holding_the_output_pipe_does_not_make_a_pass_a_hang() {
     );
 }
 
+/// libtest colours through the terminal's terminfo: on xterm-256color every coloured word
+/// ends in `ESC ( B ESC [ m`, and a pass must still read as a pass (it once read as a
+/// failure in every colour terminal).
+#[test]
+fn a_pass_in_a_colour_terminal_is_a_pass() {
+    let course = CourseCopy::new();
+    course.progress_up_to("join_concurrently");
+    course.write(JOIN, &course.read(JOIN_SOLUTION));
+    let output = course
+        .command(&["run"])
+        .env_remove("NO_COLOR")
+        .env("CLICOLOR_FORCE", "1")
+        .env("TERM", "xterm-256color")
+        .output()
+        .unwrap();
+    let said = runner::check::strip_ansi(&text(&output));
+    assert!(
+        said.contains("join_concurrently passes every check"),
+        "{said}"
+    );
+    assert_eq!(output.status.code(), Some(0), "{said}");
+}
+
 #[test]
 fn a_flood_of_output_is_cut_and_memory_stays_bounded() {
     let course = CourseCopy::new();

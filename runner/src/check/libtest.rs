@@ -76,6 +76,11 @@ mod tests {
             Some("tests::b")
         );
         assert_eq!(failed_test("test tests::a ... ok\n"), None);
+        // xterm-256color's terminfo resets with `ESC ( B ESC [ m`.
+        assert_eq!(
+            failed_test("test tests::b ... \x1b[31mFAILED\x1b(B\x1b[m\n").as_deref(),
+            Some("tests::b")
+        );
     }
 
     #[test]
@@ -98,6 +103,11 @@ mod tests {
         let failed = Summary::parse("test result: FAILED. 4 passed; 1 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.01s").unwrap();
         assert!(!failed.all_passed(5));
         assert_eq!(Summary::parse("running 5 tests"), None);
+        let terminfo = "test result: \x1b[32mok\x1b(B\x1b[m. 5 passed; 0 failed; 0 ignored; 0 measured; 0 filtered out; finished in 0.01s\n";
+        assert!(
+            Summary::parse(terminfo).unwrap().all_passed(5),
+            "a pass printed through xterm-256color's terminfo is a pass"
+        );
     }
 
     #[test]

@@ -257,22 +257,9 @@ fn tests_verdict(exercise: &Exercise, run: Run) -> Option<Verdict> {
     }
 }
 
+/// `text` without its terminal escapes: colours (`ESC [ … m`), and also the character-set
+/// switches a terminfo `sgr0` adds (`ESC ( B` on xterm-256color), which libtest prints
+/// after every coloured word when the terminal's `TERM` has them.
 pub fn strip_ansi(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        if c == '\x1b' {
-            // CSI: ESC [ parameters… final byte in @..~
-            if chars.next() == Some('[') {
-                for c in chars.by_ref() {
-                    if ('@'..='~').contains(&c) {
-                        break;
-                    }
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
+    strip_ansi_escapes::strip_str(text)
 }
