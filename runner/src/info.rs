@@ -30,6 +30,7 @@ struct RawExercise {
     timeout_secs: Option<u64>,
     #[serde(default)]
     clippy: Vec<String>,
+    package: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +43,10 @@ pub struct Exercise {
     pub timeout: Duration,
     /// Clippy lints that are part of the verdict, e.g. `clippy::await_holding_lock`.
     pub clippy: Vec<String>,
+    /// The extra package pair that builds this exercise (`web`: `exercises/web`, package
+    /// `exercises-web`, and `solutions/web`), for exercises whose dependencies (an HTTP
+    /// stack) the earlier chapters must not wait for; `None`: `exercises` and `solutions`.
+    pub package: Option<String>,
 }
 
 impl Exercise {
@@ -133,6 +138,14 @@ impl Course {
                     format!("`{lint}` is not a clippy lint (clippy::...)")
                 ));
             }
+            if let Some(package) = &entry.package
+                && !is_snake_case(package)
+            {
+                bail!(at(
+                    "package",
+                    format!("`{package}` must be snake_case (a-z, 0-9, _)")
+                ));
+            }
             exercises.push(Exercise {
                 name,
                 path: PathBuf::from(entry.path),
@@ -142,6 +155,7 @@ impl Course {
                     .timeout_secs
                     .map_or(DEFAULT_TIMEOUT, Duration::from_secs),
                 clippy: entry.clippy,
+                package: entry.package,
             });
         }
         if exercises.is_empty() {

@@ -103,11 +103,11 @@ struct CompilerMessage {
     rendered: Option<String>,
 }
 
-/// Builds the test binaries of `bins` in one cargo invocation (cargo compiles them in
-/// parallel and carries on past a target that does not compile).
+/// Builds the test binaries of `bins`, targets of `packages`, in one cargo invocation
+/// (cargo compiles them in parallel and carries on past a target that does not compile).
 pub fn build(
     root: &Path,
-    package: Package,
+    packages: &[String],
     bins: &[String],
     cancel: &Cancel,
     on_status: &mut dyn FnMut(&str),
@@ -120,9 +120,10 @@ pub fn build(
         "--no-fail-fast",
         "--message-format",
         format,
-        "-p",
-        package.name(),
     ]);
+    for package in packages {
+        command.args(["-p", package]);
+    }
     for bin in bins {
         command.args(["--bin", bin]);
     }
@@ -235,7 +236,7 @@ pub fn clippy(
         "--message-format",
         format,
         "-p",
-        package.name(),
+        &package.cargo_name(exercise),
         "--bin",
         &package.bin(exercise),
     ]);

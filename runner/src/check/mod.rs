@@ -80,7 +80,14 @@ pub fn check(
     on_status: &mut dyn FnMut(&str),
 ) -> Result<Report> {
     let bin = package.bin(exercise);
-    let built = build::build(root, package, std::slice::from_ref(&bin), cancel, on_status)?;
+    let packages = [package.cargo_name(exercise)];
+    let built = build::build(
+        root,
+        &packages,
+        std::slice::from_ref(&bin),
+        cancel,
+        on_status,
+    )?;
     if built.cancelled {
         return Ok(cancelled());
     }
@@ -97,8 +104,11 @@ pub fn check_many(
     on_status: &mut dyn FnMut(&str),
 ) -> Result<Vec<Report>> {
     let bins: Vec<String> = exercises.iter().map(|e| package.bin(e)).collect();
-    let mut built = build::build(root, package, &bins, cancel, on_status)?;
-    rebuild_unattributed(root, package, &bins, &mut built, cancel, on_status)?;
+    let mut packages: Vec<String> = exercises.iter().map(|e| package.cargo_name(e)).collect();
+    packages.sort();
+    packages.dedup();
+    let mut built = build::build(root, &packages, &bins, cancel, on_status)?;
+    rebuild_unattributed(root, package, exercises, &mut built, cancel, on_status)?;
     if built.cancelled {
         return Ok(exercises.iter().map(|_| cancelled()).collect());
     }
@@ -146,20 +156,22 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 fn rebuild_unattributed(
     root: &Path,
     package: Package,
-    bins: &[String],
+    exercises: &[&Exercise],
     built: &mut Build,
     cancel: &Cancel,
     on_status: &mut dyn FnMut(&str),
 ) -> Result<()> {
-    for bin in bins {
+    for exercise in exercises {
+        let bin = package.bin(exercise);
         let has_errors = built
             .diagnostics
-            .get(bin)
+            .get(&bin)
             .is_some_and(|d| !d.errors.is_empty());
-        if built.cancelled || built.executables.contains_key(bin) || has_errors {
+        if built.cancelled || built.executables.contains_key(&bin) || has_errors {
             continue;
         }
-        let alone = build::build(root, package, std::slice::from_ref(bin), cancel, on_status)?;
+        let packages = [package.cargo_name(exercise)];
+        let alone = build::build(root, &packages, &[bin], cancel, on_status)?;
         built.cancelled |= alone.cancelled;
         built.executables.extend(alone.executables);
         built.diagnostics.extend(alone.diagnostics);
@@ -197,24 +209,12 @@ fn outcome(
             output,
         });
     };
-    let run = run::run_tests(
-        root,
-        package,
-        executable,
-        exercise.timeout,
-        cancel,
-        on_status,
-    )?;
+    let dir = package.dir(root, exercise);
+    let run = run::run_tests(&dir, executable, exercise.timeout, cancel, on_status)?;
     output.push_str(&run.output);
     if run.stop == Stop::Deadline && !run.failed.is_empty() {
         output.push_str(text::FAILED_BEFORE_THE_LIMIT);
-        output.push_str(&run::failures(
-            root,
-            package,
-            executable,
-            &run.failed,
-            cancel,
-        )?);
+        output.push_str(&run::failures(&dir, executable, &run.failed, cancel)?);
     }
     let verdict = match tests_verdict(exercise, run) {
         Some(verdict) => verdict,

@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 
-use super::Package;
 use super::build::colour;
 use super::capped::Capped;
 use super::libtest::{self, Summary};
@@ -48,11 +47,12 @@ pub struct Run {
     pub leftovers: usize,
 }
 
-fn test_binary(root: &Path, package: Package, executable: &Path) -> Command {
+/// `executable` run as `cargo test` would: from its package's folder `dir`.
+fn test_binary(dir: &Path, executable: &Path) -> Command {
     let mut command = Command::new(executable);
     command
-        .current_dir(root.join(package.name()))
-        .env("CARGO_MANIFEST_DIR", root.join(package.name()))
+        .current_dir(dir)
+        .env("CARGO_MANIFEST_DIR", dir)
         // Panic messages say what failed; backtraces through the runtime only bury them.
         .env("RUST_BACKTRACE", "0")
         .stdin(Stdio::null());
@@ -60,8 +60,8 @@ fn test_binary(root: &Path, package: Package, executable: &Path) -> Command {
 }
 
 /// Every test in `executable` (`--list` runs none).
-fn list(root: &Path, package: Package, executable: &Path, cancel: &Cancel) -> Result<Vec<String>> {
-    let mut command = test_binary(root, package, executable);
+fn list(dir: &Path, executable: &Path, cancel: &Cancel) -> Result<Vec<String>> {
+    let mut command = test_binary(dir, executable);
     command.args(["--list", "--format", "terse"]);
     let (mut job, rx) = stream::spawn(command, Runs::Tools)
         .with_context(|| format!("cannot run {}", executable.display()))?;
@@ -82,8 +82,7 @@ fn list(root: &Path, package: Package, executable: &Path, cancel: &Cancel) -> Re
 }
 
 pub fn run_tests(
-    root: &Path,
-    package: Package,
+    dir: &Path,
     executable: &Path,
     limit: Duration,
     cancel: &Cancel,
@@ -91,8 +90,8 @@ pub fn run_tests(
 ) -> Result<Run> {
     std::thread::scope(|scope| {
         // The list is needed only for the verdict: it is read while the tests run.
-        let listed = scope.spawn(|| list(root, package, executable, cancel));
-        let run = run_listed(root, package, executable, limit, cancel, on_status)?;
+        let listed = scope.spawn(|| list(dir, executable, cancel));
+        let run = run_listed(dir, executable, limit, cancel, on_status)?;
         let listed = listed
             .join()
             .map_err(|_| anyhow::anyhow!("listing the tests failed"))??;
@@ -102,14 +101,13 @@ pub fn run_tests(
 
 /// The run, without the list of tests yet.
 fn run_listed(
-    root: &Path,
-    package: Package,
+    dir: &Path,
     executable: &Path,
     limit: Duration,
     cancel: &Cancel,
     on_status: &mut dyn FnMut(&str),
 ) -> Result<Run> {
-    let mut command = test_binary(root, package, executable);
+    let mut command = test_binary(dir, executable);
     command
         .arg("--color")
         .arg(if colour() { "always" } else { "never" })
@@ -174,13 +172,12 @@ fn run_listed(
 /// What the `failed` tests said (their panics), from a run of those tests alone: when the
 /// limit stops the checks, libtest never gets to print the failures it held back.
 pub fn failures(
-    root: &Path,
-    package: Package,
+    dir: &Path,
     executable: &Path,
     failed: &[String],
     cancel: &Cancel,
 ) -> Result<String> {
-    let mut command = test_binary(root, package, executable);
+    let mut command = test_binary(dir, executable);
     command
         .arg("--color")
         .arg(if colour() { "always" } else { "never" })

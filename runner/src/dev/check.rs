@@ -193,13 +193,15 @@ fn header_problems(stub: &str) -> Vec<String> {
 /// The `[[bin]]`s of both manifests and the files of the three folders match `info.toml`.
 fn manifests(scope: &Scope) -> Result<Vec<Problem>> {
     let mut problems = Vec::new();
-    for (package, bin) in manifest::PACKAGES {
-        let found = bins(&manifest::read(scope.root, package)?);
+    for manifest in manifest::all(scope.course) {
+        let package = manifest.dir();
+        let found = bins(&manifest::read(scope.root, &package)?);
         let expected: BTreeSet<(String, String)> = scope
             .course
             .exercises
             .iter()
-            .map(|e| (bin(e), e.path.to_string_lossy().replace('\\', "/")))
+            .filter(|e| manifest.holds(e))
+            .map(|e| manifest.target(e))
             .collect();
         for (name, path) in expected.difference(&found) {
             let what = format!(

@@ -1,45 +1,87 @@
-//! The `[[bin]]` blocks of `exercises/Cargo.toml` and `solutions/Cargo.toml`: derived from
-//! `info.toml`, one target per exercise.
+//! The `[[bin]]` blocks of the packages' manifests (`exercises/Cargo.toml`,
+//! `solutions/Cargo.toml`, and `exercises/web/Cargo.toml`… for the exercises of `info.toml`
+//! with a `package`): derived from `info.toml`, one target per exercise.
 
 use std::path::Path;
 
 use anyhow::{Context, Result};
 
+use crate::check::Package;
 use crate::info::{Course, Exercise};
 
-/// How an exercise's target is named in one package.
-pub type TargetName = fn(&Exercise) -> String;
+/// One manifest that lists exercises: a copy (exercises or solutions) of one package pair.
+pub struct Manifest {
+    copy: Package,
+    /// `None`: the main pair; `Some("web")`: the pair in `exercises/web`, `solutions/web`.
+    group: Option<String>,
+}
 
-/// The two packages whose manifests list the exercises, and each one's target name.
-pub const PACKAGES: [(&str, TargetName); 2] = [
-    ("exercises", |e| e.bin().to_owned()),
-    ("solutions", Exercise::solution_bin),
-];
+impl Manifest {
+    /// The manifest's folder, relative to the root: `exercises`, `solutions/web`…
+    pub fn dir(&self) -> String {
+        match &self.group {
+            None => self.copy.name().to_owned(),
+            Some(group) => format!("{}/{group}", self.copy.name()),
+        }
+    }
+
+    pub fn holds(&self, exercise: &Exercise) -> bool {
+        exercise.package == self.group
+    }
+
+    /// The target's name and its path from the manifest's folder.
+    pub fn target(&self, exercise: &Exercise) -> (String, String) {
+        let path = exercise.path.to_string_lossy().replace('\\', "/");
+        let path = match self.group {
+            None => path,
+            Some(_) => format!("../{path}"),
+        };
+        (self.copy.bin(exercise), path)
+    }
+}
+
+/// Every manifest the course needs: both copies of the main pair, then of each `package`
+/// named in `info.toml`.
+pub fn all(course: &Course) -> Vec<Manifest> {
+    let mut groups: Vec<Option<String>> = vec![None];
+    for exercise in &course.exercises {
+        if !groups.contains(&exercise.package) {
+            groups.push(exercise.package.clone());
+        }
+    }
+    groups
+        .into_iter()
+        .flat_map(|group| {
+            [Package::Exercises, Package::Solutions].map(|copy| Manifest {
+                copy,
+                group: group.clone(),
+            })
+        })
+        .collect()
+}
 
 /// What is written above the `[[bin]]` blocks is the author's; the blocks are generated.
 const FIRST_BIN: &str = "\n[[bin]]\n";
 
 /// The manifest as it should be: its hand-written head, then one block per exercise.
-pub fn render(current: &str, course: &Course, bin: TargetName) -> String {
+pub fn render(current: &str, course: &Course, manifest: &Manifest) -> String {
     let head = current
         .find(FIRST_BIN)
         .map_or(current.trim_end(), |at| current[..at].trim_end());
     let blocks: String = course
         .exercises
         .iter()
+        .filter(|e| manifest.holds(e))
         .map(|e| {
-            format!(
-                "\n[[bin]]\nname = \"{}\"\npath = \"{}\"\n",
-                bin(e),
-                e.path.to_string_lossy().replace('\\', "/")
-            )
+            let (name, path) = manifest.target(e);
+            format!("\n[[bin]]\nname = \"{name}\"\npath = \"{path}\"\n")
         })
         .collect();
     format!("{head}\n{blocks}")
 }
 
-/// `package/Cargo.toml`'s text.
-pub fn read(root: &Path, package: &str) -> Result<String> {
-    let path = root.join(package).join("Cargo.toml");
+/// The text of the manifest in `dir` (relative to the root).
+pub fn read(root: &Path, dir: &str) -> Result<String> {
+    let path = root.join(dir).join("Cargo.toml");
     std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))
 }

@@ -24,15 +24,16 @@ pub fn run(root: &Path, course: &Course, force: bool) -> Result<Vec<String>> {
     Ok(changed)
 }
 
-/// Regenerates the `[[bin]]` blocks of both manifests; returns the files it changed.
+/// Regenerates the `[[bin]]` blocks of every manifest; returns the files it changed.
 pub fn manifests(root: &Path, course: &Course) -> Result<Vec<String>> {
     let mut changed = Vec::new();
-    for (package, bin) in manifest::PACKAGES {
-        let current = manifest::read(root, package)?;
-        let wanted = manifest::render(&current, course, bin);
+    for manifest in manifest::all(course) {
+        let dir = manifest.dir();
+        let current = manifest::read(root, &dir)?;
+        let wanted = manifest::render(&current, course, &manifest);
         if wanted != current {
-            write(&root.join(package).join("Cargo.toml"), &wanted)?;
-            changed.push(format!("{package}/Cargo.toml"));
+            write(&root.join(&dir).join("Cargo.toml"), &wanted)?;
+            changed.push(format!("{dir}/Cargo.toml"));
         }
     }
     Ok(changed)

@@ -114,13 +114,15 @@ impl CourseCopy {
 /// half-written files, and no progress file comes along.
 pub fn copy_as_shipped(from: &Path, to: &Path) {
     copy_tree(from, to);
-    let exercises = to.join("exercises");
-    for entry in std::fs::read_dir(&exercises).unwrap().flatten() {
-        if entry.path().is_dir() {
-            std::fs::remove_dir_all(entry.path()).unwrap();
+    let (exercises, originals) = (to.join("exercises"), from.join("runner").join("originals"));
+    // The chapters' folders; `exercises/web` (a package's manifest) stays.
+    for entry in std::fs::read_dir(&originals).unwrap().flatten() {
+        let copied = exercises.join(entry.file_name());
+        if copied.is_dir() {
+            std::fs::remove_dir_all(copied).unwrap();
         }
     }
-    copy_tree(&from.join("runner").join("originals"), &exercises);
+    copy_tree(&originals, &exercises);
 }
 
 fn copy_tree(from: &Path, to: &Path) {

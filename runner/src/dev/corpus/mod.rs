@@ -236,9 +236,47 @@ impl Job<'_> {
 
 /// Builds and runs the given corpora; `label` names the scratch package (so that two runs at
 /// once, e.g. a test and the command, do not write the same folder).
+/// The exercises of each package pair (see `info.toml`'s `package`) get a scratch package
+/// of their own, so that the main pair's corpus never builds the HTTP stack.
 pub fn check(root: &Path, corpora: &[(&Exercise, &Corpus)], label: &str) -> Result<Outcome> {
+    let mut groups: Vec<Option<&str>> = Vec::new();
+    for (exercise, _) in corpora {
+        if !groups.contains(&exercise.package.as_deref()) {
+            groups.push(exercise.package.as_deref());
+        }
+    }
     let mut outcome = Outcome::default();
-    let mut scratch = Scratch::new(target_dir(root).join("asynclings-corpus").join(label))?;
+    for group in groups {
+        let mine: Vec<(&Exercise, &Corpus)> = corpora
+            .iter()
+            .filter(|(e, _)| e.package.as_deref() == group)
+            .copied()
+            .collect();
+        let label = match group {
+            None => label.to_owned(),
+            Some(group) => format!("{label}-{group}"),
+        };
+        let part = check_group(root, &mine, &label, group)?;
+        outcome.entries += part.entries;
+        outcome
+            .stopped_by_time_limit
+            .extend(part.stopped_by_time_limit);
+        outcome.mismatches.extend(part.mismatches);
+    }
+    Ok(outcome)
+}
+
+fn check_group(
+    root: &Path,
+    corpora: &[(&Exercise, &Corpus)],
+    label: &str,
+    group: Option<&str>,
+) -> Result<Outcome> {
+    let mut outcome = Outcome::default();
+    let mut scratch = Scratch::new(
+        target_dir(root).join("asynclings-corpus").join(label),
+        group,
+    )?;
     let jobs = write_entries(root, corpora, &mut scratch, &mut outcome)?;
     if jobs.is_empty() {
         return Ok(outcome);

@@ -12,16 +12,19 @@ use anyhow::{Context, Result};
 
 pub struct Scratch {
     pub dir: PathBuf,
+    /// The package pair whose dependencies the entries need besides `solutions`' (`web`).
+    group: Option<String>,
     /// Every file written this run, relative to `src/`; the others are removed.
     written: BTreeSet<PathBuf>,
 }
 
 impl Scratch {
-    pub fn new(dir: PathBuf) -> Result<Scratch> {
+    pub fn new(dir: PathBuf, group: Option<&str>) -> Result<Scratch> {
         fs::create_dir_all(dir.join("src"))
             .with_context(|| format!("cannot create {}", dir.display()))?;
         Ok(Scratch {
             dir,
+            group: group.map(str::to_owned),
             written: BTreeSet::new(),
         })
     }
@@ -50,7 +53,10 @@ impl Scratch {
     /// Writes `Cargo.toml` (with `bins`) and the workspace's lock file.
     pub fn write_manifest(&self, root: &Path, label: &str, bins: &[&str]) -> Result<PathBuf> {
         let manifest = self.dir.join("Cargo.toml");
-        write_if_changed(&manifest, &manifest_text(root, label, bins)?)?;
+        write_if_changed(
+            &manifest,
+            &manifest_text(root, label, self.group.as_deref(), bins)?,
+        )?;
         let lock = fs::read_to_string(root.join("Cargo.lock")).context("cannot read Cargo.lock")?;
         write_if_changed(&self.dir.join("Cargo.lock"), &lock)?;
         Ok(manifest)
@@ -107,15 +113,29 @@ fn write_if_changed(path: &Path, text: &str) -> Result<()> {
 }
 
 /// A manifest with the same dependencies (path dependencies made absolute) and profiles as
-/// the `solutions` package in its workspace, and the given bins.
-fn manifest_text(root: &Path, label: &str, bins: &[&str]) -> Result<String> {
+/// the `solutions` package in its workspace (and `solutions/<group>`), and the given bins.
+fn manifest_text(root: &Path, label: &str, group: Option<&str>, bins: &[&str]) -> Result<String> {
     let read = |path: PathBuf| -> Result<toml::Table> {
         let text =
             fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))?;
         toml::from_str(&text).with_context(|| format!("cannot parse {}", path.display()))
     };
     let workspace = read(root.join("Cargo.toml"))?;
-    let solutions = read(root.join("solutions").join("Cargo.toml"))?;
+    let mut solutions = read(root.join("solutions").join("Cargo.toml"))?;
+    if let Some(group) = group {
+        let extra = read(root.join("solutions").join(group).join("Cargo.toml"))?;
+        for key in ["dependencies", "dev-dependencies"] {
+            let Some(toml::Value::Table(more)) = extra.get(key) else {
+                continue;
+            };
+            let table = solutions
+                .entry(key)
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            if let toml::Value::Table(table) = table {
+                table.extend(more.clone());
+            }
+        }
+    }
     let shared = workspace
         .get("workspace")
         .and_then(|w| w.get("dependencies"))
