@@ -56,11 +56,8 @@ pub async fn fetch_page(client: &reqwest::Client, url: &str, deadline: Duration)
     // TODO: send a GET with `deadline` as its timeout; a `2xx` answer's body is the page,
     // any other status is `FetchError::Status`; sort reqwest's errors into `Timeout` and
     // `Failed`.
-    let _ = (client, deadline);
-    Page {
-        url: url.to_owned(),
-        body: todo!(),
-    }
+    let _ = (client, url, deadline);
+    todo!()
 }
 
 /// Fetches every URL, at most `limit` at a time, a new one as soon as a slot is free; the
