@@ -114,9 +114,10 @@ async fn main() {
 #[cfg(test)]
 mod tests {
     // What these checks reject: the wrong solutions of `corpus/04_projects/scraper_fetch.toml`
-    // (no limit, one request at a time, `buffered` and its head-of-line blocking, a 500's body
-    // taken for a page, a timeout fixed in the code, results in the order they finished, a panic on a refused
-    // connection, a page faked without a request).
+    // (no limit, one request at a time, `buffered` and its head-of-line blocking, a 500's or
+    // a 404's body taken for a page, a timeout fixed in the code or none, a timeout called a
+    // failure, results in the order they finished, a panic on a refused connection, a
+    // `Client` of its own instead of the one given).
     use super::*;
     use std::net::SocketAddr;
     use std::sync::{Arc, Mutex};
@@ -159,6 +160,8 @@ mod tests {
     #[derive(Default)]
     struct Seen {
         arrivals: Vec<(String, Duration)>,
+        /// Each request's `user-agent` header.
+        agents: Vec<String>,
         in_flight: usize,
         peak: usize,
     }
@@ -205,15 +208,22 @@ mod tests {
         let Ok(Some(request)) = lines.next_line().await else {
             return;
         };
+        let mut agent = String::new();
         while let Ok(Some(header)) = lines.next_line().await {
             if header.is_empty() {
                 break;
+            }
+            if let Some((name, value)) = header.split_once(':')
+                && name.eq_ignore_ascii_case("user-agent")
+            {
+                agent = value.trim().to_owned();
             }
         }
         let path = request.split(' ').nth(1).unwrap_or("/").to_owned();
         {
             let mut seen = seen.lock().unwrap();
             seen.arrivals.push((path.clone(), start.elapsed()));
+            seen.agents.push(agent);
             seen.in_flight += 1;
             seen.peak = seen.peak.max(seen.in_flight);
         }
@@ -229,10 +239,17 @@ mod tests {
         seen.lock().unwrap().in_flight -= 1;
     }
 
+    /// The checks' client: no proxy from the environment (the requests go straight to
+    /// 127.0.0.1), and a user agent of its own, by which the server knows its requests.
     fn client() -> reqwest::Client {
-        // No proxy from the environment: the requests go straight to 127.0.0.1.
-        reqwest::Client::builder().no_proxy().build().unwrap()
+        reqwest::Client::builder()
+            .no_proxy()
+            .user_agent(AGENT)
+            .build()
+            .unwrap()
     }
+
+    const AGENT: &str = "asynclings-checks";
 
     const DEADLINE: Duration = Duration::from_secs(1);
 
@@ -246,6 +263,12 @@ mod tests {
             server.arrivals(),
             [("/page/7?ms=30".to_owned(), Duration::ZERO)],
             "the server should see exactly one request"
+        );
+        assert_eq!(
+            server.seen.lock().unwrap().agents,
+            [AGENT],
+            "the request should go through the `Client` you are given (it holds the connection \
+             pool and the settings); `reqwest::get` or `Client::new()` builds another"
         );
     }
 
