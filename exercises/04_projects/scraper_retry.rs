@@ -158,7 +158,7 @@ async fn main() {
 mod tests {
     // What these checks reject: the wrong solutions of `corpus/04_projects/scraper_retry.toml`
     // (no backoff, a backoff that does not double, one attempt too many or too few, a 404
-    // retried, a timeout not retried, `Retry-After` ignored or read as milliseconds, attempts
+    // retried, a timeout or a refused connection not retried, `Retry-After` ignored or read as milliseconds, attempts
     // not counted, a retry loop around the whole list instead of each page).
     use super::*;
     use std::net::SocketAddr;
@@ -380,6 +380,31 @@ mod tests {
             "each attempt times out after 1 s, then waits 100 ms, then 200 ms"
         );
         assert_eq!(start.elapsed(), ms(3300));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refused_connection_is_retried() {
+        // A port that was free a moment ago: nothing listens on it now.
+        let closed = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = closed.local_addr().unwrap();
+        drop(closed);
+        let retry = Retry {
+            attempts: 3,
+            ..RETRY
+        };
+        let start = Instant::now();
+        let page = fetch_with_retries(&client(), &format!("http://{address}/page/1"), retry).await;
+        assert!(
+            matches!(page.body, Err(FetchError::Failed(_))),
+            "expected Err(FetchError::Failed(..)), got {:?}",
+            page.body
+        );
+        assert_eq!(
+            (page.attempts, start.elapsed()),
+            (3, ms(300)),
+            "a server that is restarting refuses connections for a moment: try again, after \
+             100 ms, then 200 ms"
+        );
     }
 
     #[tokio::test(start_paused = true)]
