@@ -174,8 +174,9 @@ async fn main() {
 mod tests {
     // What these checks reject: the wrong solutions of `corpus/04_projects/scraper_retry.toml`
     // (no backoff, a backoff that does not double, one attempt too many or too few, a 404
-    // retried, a timeout or a refused connection not retried, `Retry-After` ignored or read as milliseconds, attempts
-    // not counted, a retry loop around the whole list instead of each page).
+    // retried, a timeout or a refused connection not retried, `Retry-After` ignored, read as
+    // milliseconds or added to the backoff, attempts not counted, one attempt per page in
+    // `fetch_all`, `std::thread::sleep`).
     use super::*;
     use std::net::SocketAddr;
     use std::sync::{Arc, Mutex};
