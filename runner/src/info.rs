@@ -271,6 +271,19 @@ clippy = ["clippy::await_holding_lock"]
     }
 
     #[test]
+    fn an_exercise_may_name_its_package_pair() {
+        let text = GOOD.replace(
+            "name = \"mutex_across_await\"\n",
+            "name = \"mutex_across_await\"\npackage = \"web\"\n",
+        );
+        let course = Course::parse(&text).unwrap();
+        assert_eq!(course.exercises[0].package, None);
+        assert_eq!(course.exercises[1].package.as_deref(), Some("web"));
+        let error = error_of(&text.replace("\"web\"", "\"Web Stack\""));
+        assert!(error.contains("field `package`"), "{error}");
+    }
+
+    #[test]
     fn syntax_errors_give_the_line() {
         let error =
             error_of(&GOOD.replace("chapter = \"basics\"\nhints", "chapter = basics\nhints"));

@@ -85,3 +85,48 @@ pub fn read(root: &Path, dir: &str) -> Result<String> {
     let path = root.join(dir).join("Cargo.toml");
     std::fs::read_to_string(&path).with_context(|| format!("cannot read {}", path.display()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const COURSE: &str = r#"
+[[exercises]]
+name = "line_server"
+path = "04_projects/line_server.rs"
+chapter = "projects"
+hints = ["one", "two"]
+
+[[exercises]]
+name = "scraper_fetch"
+path = "04_projects/scraper_fetch.rs"
+chapter = "projects"
+package = "web"
+hints = ["one", "two"]
+"#;
+
+    #[test]
+    fn each_package_pair_lists_its_own_exercises() {
+        let course = Course::parse(COURSE).unwrap();
+        let manifests = all(&course);
+        let dirs: Vec<String> = manifests.iter().map(Manifest::dir).collect();
+        assert_eq!(
+            dirs,
+            ["exercises", "solutions", "exercises/web", "solutions/web"]
+        );
+        let head = "[package]\nname = \"x\"\n";
+        assert_eq!(
+            render(head, &course, &manifests[1]),
+            format!(
+                "{head}\n[[bin]]\nname = \"line_server_solution\"\npath = \"04_projects/line_server.rs\"\n"
+            )
+        );
+        // The web package's folder is one level down: its targets' paths go up first.
+        assert_eq!(
+            render(head, &course, &manifests[2]),
+            format!(
+                "{head}\n[[bin]]\nname = \"scraper_fetch\"\npath = \"../04_projects/scraper_fetch.rs\"\n"
+            )
+        );
+    }
+}
