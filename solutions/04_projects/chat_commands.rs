@@ -415,6 +415,17 @@ mod tests {
     fn parse_reads_lines_and_commands() {
         assert_eq!(parse("hello /all"), Ok(Input::Say("hello /all")));
         assert_eq!(parse("/nick ann"), Ok(Input::Nick("ann")));
+        assert_eq!(
+            parse("/nick a-b_9"),
+            Ok(Input::Nick("a-b_9")),
+            "letters, digits, - and _"
+        );
+        let sixteen = "n".repeat(16);
+        assert_eq!(
+            parse(&format!("/nick {sixteen}")),
+            Ok(Input::Nick(sixteen.as_str())),
+            "16 characters is still a name"
+        );
         assert_eq!(parse("/list"), Ok(Input::List));
         assert_eq!(
             parse("/msg bob see you at 5"),
