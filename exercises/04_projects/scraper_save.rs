@@ -154,12 +154,13 @@ pub async fn save(dir: &Path, name: &str, body: &str) -> io::Result<PathBuf> {
     todo!()
 }
 
-/// Step 2's `fetch_once`: one request; for a `429`, also the `Retry-After` seconds.
+/// One request's outcome, and the wait a `429` asked for.
 pub struct Attempt {
     pub body: Result<String, FetchError>,
     pub retry_after: Option<Duration>,
 }
 
+/// Step 2's `fetch_once`: one request; for a `429`, also the `Retry-After` seconds.
 pub async fn fetch_once(client: &reqwest::Client, url: &str, deadline: Duration) -> Attempt {
     let mut retry_after = None;
     let body = async {
