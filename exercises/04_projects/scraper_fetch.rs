@@ -95,9 +95,9 @@ async fn main() {
 mod tests {
     // What these checks reject: the wrong solutions of `corpus/04_projects/scraper_fetch.toml`
     // (no limit, one request at a time, `buffered` and its head-of-line blocking, a 500's or
-    // a 404's body taken for a page, a timeout fixed in the code or none, a timeout called a
-    // failure, results in the order they finished, a panic on a refused connection, a
-    // `Client` of its own instead of the one given).
+    // a 404's body taken for a page, a timeout fixed in the code, none, or one that stops at
+    // the headers, a timeout called a failure, results in the order they finished, a panic
+    // on a refused connection, a `Client` of its own instead of the one given).
     use super::*;
     use std::net::SocketAddr;
     use std::sync::{Arc, Mutex};
@@ -109,10 +109,14 @@ mod tests {
     struct Reply {
         status: u16,
         body: String,
+        /// Before the status line and headers.
         after: Duration,
+        /// Between the headers and the body.
+        body_after: Duration,
     }
 
-    /// `/page/N?ms=M`: `page N` after M ms; `/status/S`: status S at once; `/slow`: after 60 s.
+    /// `/page/N?ms=M`: `page N` after M ms; `/status/S`: status S at once; `/slow`: after 60 s;
+    /// `/trickle`: the status and headers at once, the body after 60 s.
     fn route(path: &str) -> Reply {
         let (path, query) = path.split_once('?').unwrap_or((path, ""));
         let ms = query
@@ -123,6 +127,7 @@ mod tests {
             status,
             body: body.to_owned(),
             after,
+            body_after: Duration::ZERO,
         };
         if let Some(n) = path.strip_prefix("/page/") {
             reply(200, &format!("page {n}"), Duration::from_millis(ms))
@@ -130,6 +135,11 @@ mod tests {
             reply(status.parse().unwrap(), "an error page", Duration::ZERO)
         } else if path == "/slow" {
             reply(200, "too late", Duration::from_secs(60))
+        } else if path == "/trickle" {
+            Reply {
+                body_after: Duration::from_secs(60),
+                ..reply(200, "too late", Duration::ZERO)
+            }
         } else {
             reply(404, "not found", Duration::ZERO)
         }
@@ -209,13 +219,15 @@ mod tests {
         }
         let reply = route(&path);
         sleep(reply.after).await;
-        let response = format!(
-            "HTTP/1.1 {} X\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{}",
+        let head = format!(
+            "HTTP/1.1 {} X\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
             reply.status,
             reply.body.len(),
-            reply.body
         );
-        let _ = writer.write_all(response.as_bytes()).await;
+        if writer.write_all(head.as_bytes()).await.is_ok() {
+            sleep(reply.body_after).await;
+            let _ = writer.write_all(reply.body.as_bytes()).await;
+        }
         seen.lock().unwrap().in_flight -= 1;
     }
 
@@ -285,6 +297,23 @@ mod tests {
             start.elapsed(),
             Duration::from_millis(250),
             "each call's `deadline` is the one that counts"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_body_that_never_finishes_is_a_timeout_too() {
+        let server = Server::start().await;
+        let start = Instant::now();
+        let page = fetch_page(&client(), &server.url("/trickle"), DEADLINE).await;
+        assert_eq!(
+            page.body,
+            Err(FetchError::Timeout),
+            "the status and headers came at once, the body never in time"
+        );
+        assert_eq!(
+            start.elapsed(),
+            DEADLINE,
+            "the deadline covers the whole request, reading the body included"
         );
     }
 
