@@ -109,7 +109,7 @@ mod tests {
     // What these checks reject: the wrong solutions of `corpus/04_projects/chat_broadcast.toml`
     // (a broadcast that awaits each outbox, messages echoed to their sender, no join or leave
     // notice, a gone client kept in the room, invalid UTF-8 that ends the connection, no
-    // maximum line length).
+    // maximum line length, an outbox without a useful bound).
     use super::*;
     use std::net::SocketAddr;
     use std::time::Duration;
@@ -210,8 +210,10 @@ mod tests {
         clients[1].expect("guest1: still here").await;
     }
 
-    #[tokio::test]
-    async fn a_client_that_never_reads_does_not_slow_the_others() {
+    // On the paused clock, a `timeout` fires only once nothing else can run and no socket
+    // has anything ready: "nothing more will come", at no cost in real time.
+    #[tokio::test(start_paused = true)]
+    async fn a_client_that_never_reads_does_not_slow_the_others_and_costs_a_bounded_outbox() {
         // Small socket buffers, so the silent reader's socket fills after a few kilobytes.
         let socket = TcpSocket::new_v4().unwrap();
         socket.set_send_buffer_size(4096).unwrap();
@@ -223,7 +225,7 @@ mod tests {
         talker.expect("* welcome, you are guest1").await;
         let silent = TcpSocket::new_v4().unwrap();
         silent.set_recv_buffer_size(4096).unwrap();
-        let _silent = silent.connect(address).await.unwrap(); // never reads a byte
+        let silent = silent.connect(address).await.unwrap(); // reads nothing until the end
         talker.expect("* guest2 joined").await;
         let mut listener_client = Client::connect(address).await;
         listener_client.expect("* welcome, you are guest3").await;
@@ -241,6 +243,19 @@ mod tests {
                 "line {n}: {got:?}"
             );
         }
+
+        // The silent client reads at last: what its outbox and socket held, no more.
+        let mut silent = Client::from(silent);
+        let (flooded, mut flood) = (format!("guest1: {line}"), 0);
+        while let Ok(Ok(Some(got))) = timeout(PATIENCE, silent.lines.next_line()).await {
+            flood += usize::from(got == flooded);
+        }
+        assert!(
+            flood < 500,
+            "the silent client got {flood} of the 1000 lines: its outbox grows without bound. \
+             A client that never reads must cost a bounded amount of memory: a full outbox \
+             misses messages (or the laggard is disconnected)"
+        );
     }
 
     #[tokio::test]
