@@ -113,6 +113,28 @@ fn a_pass_in_a_colour_terminal_is_a_pass() {
     assert_eq!(output.status.code(), Some(0), "{said}");
 }
 
+/// The scraper lives in a package pair of its own (`exercises-web`), so that chapter 1 never
+/// builds the HTTP stack: `run` builds and runs it there, stub and solution alike.
+#[test]
+fn an_exercise_of_another_package_pair_is_checked_in_its_package() {
+    const SCRAPER: &str = "exercises/04_projects/scraper_fetch.rs";
+    let course = CourseCopy::new();
+    course.progress_up_to("scraper_fetch");
+    let said = text(&course.run(&["run"]));
+    assert!(
+        said.contains("scraper_fetch compiles, but some checks fail"),
+        "{said}"
+    );
+    course.write(
+        SCRAPER,
+        &course.read("solutions/04_projects/scraper_fetch.rs"),
+    );
+    let output = course.run(&["run"]);
+    let said = text(&output);
+    assert!(said.contains("scraper_fetch passes every check"), "{said}");
+    assert_eq!(output.status.code(), Some(0), "{said}");
+}
+
 #[test]
 fn a_flood_of_output_is_cut_and_memory_stays_bounded() {
     let course = CourseCopy::new();
