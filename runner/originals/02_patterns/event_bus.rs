@@ -150,7 +150,8 @@ mod tests {
     // - messages going to other topics' subscribers;
     // - a dropped subscription left on the bus (never unsubscribed), or dropping someone
     //   else's subscription with it;
-    // - an unbounded queue (no lag policy at all).
+    // - an unbounded queue (no lag policy at all);
+    // - a subscription that keeps the bus's state alive (an `Arc`): its queue never ends.
     use super::*;
     use futures::FutureExt;
     use proptest::prelude::*;
@@ -260,6 +261,30 @@ mod tests {
         );
         drop(second);
         assert_eq!(bus.subscribers("t"), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_dropped_bus_ends_its_subscriptions_once_they_are_drained() {
+        let bus = Bus::new(4);
+        let mut sub = bus.subscribe("t");
+        publish_now(&bus, "t", 1);
+        publish_now(&bus, "t", 2);
+        drop(bus);
+        assert_eq!(
+            sub.recv().await,
+            Some(1),
+            "what was queued is still delivered"
+        );
+        assert_eq!(sub.recv().await, Some(2));
+        let end = tokio::time::timeout(std::time::Duration::from_secs(1), sub.recv()).await;
+        assert_eq!(
+            end,
+            Ok(None),
+            "the bus is gone and the queue is empty: recv should say so (None), not wait for \
+             ever. A subscription that keeps the bus's state alive (an Arc) keeps its own \
+             queue open"
+        );
+        drop(sub);
     }
 
     #[derive(Debug, Clone)]
