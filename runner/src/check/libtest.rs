@@ -111,6 +111,14 @@ mod tests {
     }
 
     #[test]
+    fn stripping_escapes_keeps_tabs_and_line_ends() {
+        assert_eq!(
+            super::super::strip_ansi("a\r\n\tb \x1b[1;31mred\x1b(B\x1b[m\n"),
+            "a\r\n\tb red\n"
+        );
+    }
+
+    #[test]
     fn the_list_names_each_test() {
         assert_eq!(
             parse_list("tests::a: test\ntests::b: test\n\n2 tests, 0 benchmarks\n"),

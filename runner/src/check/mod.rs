@@ -261,5 +261,5 @@ fn tests_verdict(exercise: &Exercise, run: Run) -> Option<Verdict> {
 /// switches a terminfo `sgr0` adds (`ESC ( B` on xterm-256color), which libtest prints
 /// after every coloured word when the terminal's `TERM` has them.
 pub fn strip_ansi(text: &str) -> String {
-    strip_ansi_escapes::strip_str(text)
+    anstream::adapter::strip_str(text).to_string()
 }
