@@ -303,7 +303,8 @@ mod tests {
     // What these checks reject: the wrong solutions of `corpus/04_projects/chat_shutdown.toml`
     // (a shutdown nobody is told about, the goodbye sent to the room instead of each client,
     // `left` notices while closing, a listener that still accepts, no deadline, no waiting at
-    // all, a writer aborted before it sent the goodbye, writers left running after `serve`).
+    // all, a writer aborted before it sent the goodbye, writers left running after `serve`,
+    // an accept loop that never sees the token, a client kept in the room while leaving).
     use super::*;
     use std::net::SocketAddr;
     use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader, Lines};
@@ -381,6 +382,18 @@ mod tests {
         start_on(TcpListener::bind("127.0.0.1:0").await.unwrap(), grace)
     }
 
+    /// Waits for `serve` to return after a shutdown (a minute of the paused clock at most:
+    /// "never").
+    async fn returns(serving: JoinHandle<io::Result<()>>) {
+        timeout(Duration::from_secs(60), serving)
+            .await
+            .expect(
+                "serve never returned after the shutdown: does its accept loop watch the token?",
+            )
+            .expect("serve panicked")
+            .expect("serve returned an error");
+    }
+
     /// Connects `count` clients, each one welcomed and announced to those before it.
     async fn room_of(address: SocketAddr, count: usize) -> Vec<Client> {
         let mut clients: Vec<Client> = Vec::new();
@@ -446,7 +459,7 @@ mod tests {
             // No `* guestN left` first: everyone is leaving.
             client.expect_goodbye().await;
         }
-        server.serving.await.unwrap().unwrap();
+        returns(server.serving).await;
         assert_eq!(
             start.elapsed(),
             Duration::ZERO,
@@ -478,7 +491,7 @@ mod tests {
         server.shutdown.cancel();
         talker.expect_goodbye().await;
         listener.expect_goodbye().await;
-        server.serving.await.unwrap().unwrap();
+        returns(server.serving).await;
         assert_eq!(
             start.elapsed(),
             grace,
@@ -497,7 +510,7 @@ mod tests {
     async fn nothing_the_server_started_outlives_serve() {
         let (server, _talker, _listener, _silent) = crowded(Duration::from_secs(3)).await;
         server.shutdown.cancel();
-        server.serving.await.unwrap().unwrap();
+        returns(server.serving).await;
         // Aborted tasks are dropped when the runtime next runs them.
         sleep(Duration::from_millis(1)).await;
         let alive = tokio::runtime::Handle::current()
