@@ -30,10 +30,15 @@ impl Package {
 
     /// The folder of that package's manifest.
     pub fn dir(self, root: &Path, exercise: &Exercise) -> PathBuf {
-        let base = root.join(self.name());
-        match &exercise.package {
-            None => base,
-            Some(group) => base.join(group),
+        root.join(self.folder(exercise.package.as_deref()))
+    }
+
+    /// The folder, relative to the root, of this copy's manifest in the package pair
+    /// `group`: `exercises`, or `exercises/web` for the `web` pair.
+    pub fn folder(self, group: Option<&str>) -> String {
+        match group {
+            None => self.name().to_owned(),
+            Some(group) => format!("{}/{group}", self.name()),
         }
     }
 

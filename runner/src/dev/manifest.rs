@@ -19,10 +19,7 @@ pub struct Manifest {
 impl Manifest {
     /// The manifest's folder, relative to the root: `exercises`, `solutions/web`…
     pub fn dir(&self) -> String {
-        match &self.group {
-            None => self.copy.name().to_owned(),
-            Some(group) => format!("{}/{group}", self.copy.name()),
-        }
+        self.copy.folder(self.group.as_deref())
     }
 
     pub fn holds(&self, exercise: &Exercise) -> bool {
