@@ -433,7 +433,7 @@ mod tests {
         (server, talker, listener, silent)
     }
 
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn the_room_works_as_in_step_3() {
         let server = start(Duration::from_secs(5)).await;
         let mut clients = room_of(server.address, 3).await;
